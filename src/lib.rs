@@ -1,0 +1,3 @@
+//! Armada: run one automation script at scale. The library behind the `armada` binary.
+
+pub mod pipeline;

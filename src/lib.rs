@@ -1,3 +1,15 @@
-//! Armada: run one automation script at scale. The library behind the `armada` binary.
+//! Armada: run one automation script at scale. The library behind the `armada` binary; the
+//! map of its modules is ARCHITECTURE.md at the repository root.
 
+pub mod app;
+pub mod cli;
+pub mod docs;
+pub mod health;
+pub mod http;
+pub mod infra;
+pub mod model;
+pub mod observability;
 pub mod pipeline;
+pub mod records;
+pub mod roles;
+pub mod settings;

@@ -1,1 +1,5 @@
-fn main() {}
+//! The `armada` binary: parse the command line and hand over to `cli`.
+
+fn main() -> std::process::ExitCode {
+    armada::cli::main()
+}

@@ -1,0 +1,121 @@
+//! Builds the HTTP service from the chosen roles and the shared state: each enabled role's
+//! router is merged in, the cross-cutting layers (metrics, token, CORS, body cap) wrap them,
+//! and the original deployment's path aliases are applied before routing.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, Method, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Router, middleware};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tower::{Layer, Service};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::health::{self, Dependency};
+use crate::http::{ApiError, auth, paths};
+use crate::infra::db::{self, Store};
+use crate::observability;
+use crate::records::{Hub, Records};
+use crate::settings::Settings;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub records: Records,
+    pub metrics: PrometheusHandle,
+    pub dependencies: Arc<Vec<Dependency>>,
+}
+
+impl AppState {
+    /// Opens the engines the settings name and applies pending migrations.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let store = db::open(&settings.database)
+            .await
+            .with_context(|| format!("failed to open the database {}", settings.database.describe()))?;
+        let applied = store.migrate().await.context("failed to apply database migrations")?;
+        if !applied.is_empty() {
+            tracing::info!(migrations = ?applied, "database migrated");
+        }
+        Ok(Self::with_store(settings, store))
+    }
+
+    pub fn with_store(settings: Settings, store: Arc<dyn Store>) -> Self {
+        let hub = Hub::new(settings.ws_queue, settings.ws_heartbeat);
+        let db_check = store.clone();
+        let dependencies = vec![Dependency::new("database", store.describe(), move || {
+            let store = db_check.clone();
+            Box::pin(async move { store.check_connectivity().await.map_err(|e| e.to_string()) })
+        })];
+        Self {
+            settings: Arc::new(settings),
+            records: Records::new(store, hub),
+            metrics: observability::metrics_handle(),
+            dependencies: Arc::new(dependencies),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        self.records.store()
+    }
+}
+
+/// The router of the enabled roles plus `/health`, `/metrics`, `/docs`, `/openapi.json`.
+pub fn router(state: AppState) -> Router {
+    let settings = state.settings.clone();
+    let mut router = Router::new()
+        .route("/health", get(health::handler))
+        .route("/metrics", get(metrics))
+        .route("/docs", get(crate::docs::page))
+        .route("/openapi.json", get(crate::docs::openapi_json));
+    for role in settings.enabled_roles() {
+        router = router.merge(crate::roles::router(role));
+    }
+    router
+        .fallback(not_found)
+        .layer(middleware::from_fn(observability::track_http))
+        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .layer(middleware::from_fn_with_state(settings.token.clone(), auth::require_token))
+        .layer(cors(&settings.cors_origins))
+        .with_state(state)
+}
+
+/// The router behind the path-alias rewrite: what `serve` and the tests run.
+pub fn service(
+    state: AppState,
+) -> impl Service<Request, Response = Response, Error = Infallible, Future: Send> + Clone + Send + 'static {
+    tower::util::MapRequestLayer::new(paths::rewrite_request).layer(router(state))
+}
+
+/// Serves until `shutdown` resolves, then lets open requests finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let service = service(state);
+    axum::serve(listener, axum::ServiceExt::<Request>::into_make_service(service))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("HTTP server failed")
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::not_found(format!("no route for {} {}", request.method(), request.uri().path()))
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let allowed: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(allowed))
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE, Method::OPTIONS])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+}

@@ -1,0 +1,111 @@
+//! The command line: one file per subcommand. `main` prints `armada: error: {chain}` and exits
+//! 2 for configuration errors (bad flag, bad variable, bad file), 1 for everything else.
+
+mod migrate;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::settings::{LogFormat, Settings, SettingsError, Vars};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "armada",
+    version,
+    about = "Run one automation script at scale: an orchestrator, N agents, a job queue, live monitoring.",
+    long_about = "Run one automation script at scale.\n\n\
+        `armada serve` runs every role (backend, orchestrator, frontend, proxy-provider, \
+        fingerprint-provider) in one process on 127.0.0.1:8080 with embedded engines (SQLite, \
+        in-process queue and config store). Set REDIS_*, RABBITMQ_URL, SQL_SERVER_* and PLATFORM \
+        to use the distributed engines. Settings come from flags, the environment and a .env \
+        file in the working directory (see config/.env.example)."
+)]
+pub struct Cli {
+    /// Log format on stderr (RUST_LOG sets the level, e.g. RUST_LOG=debug).
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve roles over HTTP: all of them by default, or those named with --roles.
+    Serve(serve::ServeArgs),
+    /// Apply pending database migrations and exit (serve also applies them at start).
+    Migrate(migrate::MigrateArgs),
+}
+
+/// Errors that mean "fix your configuration", exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("armada: error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("armada: error: {err:#}");
+            if is_config_error(&err) { ExitCode::from(2) } else { ExitCode::from(1) }
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => serve::run(args, cli.log_format).await,
+        Command::Migrate(args) => migrate::run(args, cli.log_format).await,
+    }
+}
+
+fn is_config_error(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause.is::<ConfigError>() || cause.is::<SettingsError>() || cause.is::<crate::roles::UnknownRole>()
+    })
+}
+
+/// Settings from the working directory's `.env` and the environment, with flags on top.
+pub(crate) fn load_settings(
+    roles: Vec<crate::roles::Role>,
+    listen: Option<std::net::SocketAddr>,
+    log_format: Option<LogFormat>,
+) -> anyhow::Result<Settings> {
+    let dir = std::env::current_dir().map_err(|e| ConfigError(format!("cannot read the working directory: {e}")))?;
+    let vars = Vars::load(&dir)?;
+    let mut settings = Settings::from_vars(vars, roles, listen)?;
+    if let Some(format) = log_format {
+        settings.log_format = format;
+    }
+    crate::observability::init_logging(settings.log_format);
+    Ok(settings)
+}
+
+/// Resolves on Ctrl-C or SIGTERM (what Kubernetes and compose send).
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

@@ -1,0 +1,165 @@
+//! `Store`: everything the backend and the providers persist, behind one trait with an
+//! embedded implementation (SQLite) and a distributed one (SQL Server).
+//!
+//! Writes go through [`Store::apply`], a batch of [`Mutation`]s applied in one transaction
+//! with a result per item: the single-record API endpoints send a batch of one, agents send
+//! many. Every insert is idempotent on its uuid, so a replayed batch (an agent's spool after a
+//! backend outage) changes nothing the second time.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::model::{Event, Job, Output, Page, PageRequest, Run, RunStatus, Timestamp};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The row a request names does not exist (`job 1234… not found`).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request itself is wrong (too long, bad value).
+    #[error("{0}")]
+    Invalid(String),
+    /// The request conflicts with stored data.
+    #[error("{0}")]
+    Conflict(String),
+    /// The database cannot be reached or failed; retrying later may work.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// `POST /api/runs/`; the orchestrator also sets the lifecycle fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRun {
+    pub run_uuid: Uuid,
+    pub run_datetime: Timestamp,
+    pub run_status: Option<RunStatus>,
+    pub number_of_agents: Option<i64>,
+    pub number_of_jobs: Option<i64>,
+}
+
+/// `POST /api/jobs/`; the orchestrator registers a run's jobs with status `Queued` and an index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewJob {
+    pub job_uuid: Uuid,
+    pub run_uuid: Uuid,
+    pub job_datetime: Timestamp,
+    pub job_associated_agent: String,
+    pub job_status: String,
+    pub job_index: Option<i64>,
+}
+
+/// A change to a job: `PATCH /api/jobs/status` sets only the status; agents also set who runs
+/// it, the attempt number, the failure reason and when it finished. `None` leaves a field as is.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct JobUpdate {
+    pub job_uuid: Uuid,
+    pub job_status: Option<String>,
+    pub job_associated_agent: Option<String>,
+    pub job_attempts: Option<i64>,
+    pub job_detail: Option<String>,
+    pub job_finished: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub event_uuid: Uuid,
+    pub event_content: String,
+    pub job_uuid: Uuid,
+    pub event_datetime: Timestamp,
+    pub event_status: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewOutput {
+    pub output_uuid: Uuid,
+    pub run_uuid: Uuid,
+    pub job_uuid: Option<Uuid>,
+    pub data: serde_json::Value,
+    pub timestamp: Timestamp,
+}
+
+/// Captured worker output for a job (stdout/stderr lines), appended as it arrives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewLogChunk {
+    /// Unique per chunk so a replayed chunk is not appended twice.
+    pub chunk_uuid: Uuid,
+    pub job_uuid: Uuid,
+    pub text: String,
+}
+
+/// One write. Applied in order within a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mutation {
+    CreateRun(NewRun),
+    UpdateRun { run_uuid: Uuid, run_status: RunStatus, run_detail: Option<String> },
+    CreateJob(NewJob),
+    UpdateJob(JobUpdate),
+    CreateEvent(NewEvent),
+    UpdateEvent { event_uuid: Uuid, event_status: String },
+    CreateOutput(NewOutput),
+    AppendLog(NewLogChunk),
+}
+
+/// What a mutation left in the store. `changed` is false when the write was a replay of one
+/// already applied (same uuid), so callers broadcast only real changes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Applied {
+    Run { run: Run, changed: bool },
+    Job { job: Job, changed: bool },
+    Event { event: Event, changed: bool },
+    Output { output: Output, changed: bool },
+    Log { job_uuid: Uuid, changed: bool },
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Where the data lives, for logs: never a password.
+    fn describe(&self) -> String;
+    async fn check_connectivity(&self) -> Result<(), StoreError>;
+    /// Applies pending migrations; returns the names of those applied now (empty = up to date).
+    async fn migrate(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Applies the batch in one transaction, in order. The outer error means nothing was
+    /// written (database down); an inner error rejects that item only (unknown parent id,
+    /// invalid value) and the others are still applied.
+    async fn apply(&self, batch: &[Mutation]) -> Result<Vec<Result<Applied, StoreError>>, StoreError>;
+
+    async fn get_run(&self, run_uuid: Uuid) -> Result<Option<Run>, StoreError>;
+    /// Newest first.
+    async fn list_runs(&self, page: PageRequest) -> Result<Page<Run>, StoreError>;
+    /// Deletes the run's events, logs, jobs, outputs and the run in one transaction.
+    /// Returns false when there was no such run.
+    async fn delete_run(&self, run_uuid: Uuid) -> Result<bool, StoreError>;
+
+    async fn get_job(&self, job_uuid: Uuid) -> Result<Option<Job>, StoreError>;
+    /// Newest first; all runs when `run_uuid` is `None`.
+    async fn list_jobs(&self, run_uuid: Option<Uuid>, page: PageRequest) -> Result<Page<Job>, StoreError>;
+    /// `(job_status, count)` for one run.
+    async fn count_jobs_by_status(&self, run_uuid: Uuid) -> Result<Vec<(String, u64)>, StoreError>;
+    /// Sets every job of the run that is not final (`Queued`, `Running`, …) to `status`, with
+    /// `detail`; returns the jobs changed.
+    async fn finish_open_jobs(&self, run_uuid: Uuid, status: &str, detail: &str) -> Result<Vec<Job>, StoreError>;
+
+    /// Newest first.
+    async fn list_events(&self, job_uuid: Uuid, page: PageRequest) -> Result<Page<Event>, StoreError>;
+
+    /// Newest first; all runs when `run_uuid` is `None`.
+    async fn list_outputs(&self, run_uuid: Option<Uuid>, page: PageRequest) -> Result<Page<Output>, StoreError>;
+
+    /// The job's captured logs, oldest first, at most `max_bytes` (the newest kept).
+    async fn job_logs(&self, job_uuid: Uuid, max_bytes: usize) -> Result<String, StoreError>;
+}
+
+/// Opens the store the settings name.
+pub async fn open(settings: &crate::settings::DatabaseSettings) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    match settings {
+        crate::settings::DatabaseSettings::Sqlite { path } => {
+            Ok(std::sync::Arc::new(sqlite::SqliteStore::open(path).await?))
+        }
+        crate::settings::DatabaseSettings::Mssql(_) => {
+            Err(StoreError::Unavailable("SQL Server storage is not built yet; unset SQL_SERVER_* to use SQLite".into()))
+        }
+    }
+}

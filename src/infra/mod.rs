@@ -1,0 +1,4 @@
+//! External engines, one folder each: a small trait naming what the product needs, an
+//! embedded implementation and a distributed one. Nothing here knows about roles.
+
+pub mod db;

@@ -21,9 +21,12 @@ pub mod status {
     /// The run was cancelled before this job ended.
     pub const CANCELLED: &str = "Cancelled";
 
+    /// The final statuses: a job in one of them will not change any more.
+    pub const FINAL: [&str; 3] = [SUCCESS, FAILED, CANCELLED];
+
     /// A job in one of these states will not change any more.
     pub fn is_final(status: &str) -> bool {
-        matches!(status, SUCCESS | FAILED | CANCELLED)
+        FINAL.contains(&status)
     }
 }
 

@@ -6,6 +6,8 @@
 //! many. Every insert is idempotent on its uuid, so a replayed batch (an agent's spool after a
 //! backend outage) changes nothing the second time.
 
+#[cfg(test)]
+pub(crate) mod conformance;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -13,7 +15,7 @@ use uuid::Uuid;
 
 use crate::model::{Event, Job, Output, Page, PageRequest, Run, RunStatus, Timestamp};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The row a request names does not exist (`job 1234… not found`).
     #[error("{0}")]

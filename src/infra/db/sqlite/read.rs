@@ -1,0 +1,237 @@
+//! Queries: single records, pages (newest first, insertion order breaking ties), counts, logs.
+//! Each page and its total are read in one transaction, so they agree.
+
+use futures::TryStreamExt;
+use sqlx::sqlite::{SqlitePool, SqliteRow};
+use sqlx::{Sqlite, SqliteConnection};
+use uuid::Uuid;
+
+use super::rows::{self, event_columns, job_columns, output_columns, run_columns};
+use super::unavailable;
+use crate::infra::db::StoreError;
+use crate::model::{Event, Job, Output, Page, PageRequest, Run};
+
+type Decode<T> = fn(&SqliteRow) -> Result<T, StoreError>;
+
+pub(super) const LIST_RUNS: &str =
+    concat!("SELECT ", run_columns!(), " FROM armada_runs ORDER BY run_datetime DESC, rowid DESC LIMIT ? OFFSET ?");
+pub(super) const LIST_JOBS_OF_RUN: &str = concat!(
+    "SELECT ",
+    job_columns!(),
+    " FROM armada_jobs WHERE run_uuid = ? ORDER BY job_datetime DESC, rowid DESC LIMIT ? OFFSET ?"
+);
+pub(super) const LIST_JOBS: &str =
+    concat!("SELECT ", job_columns!(), " FROM armada_jobs ORDER BY job_datetime DESC, rowid DESC LIMIT ? OFFSET ?");
+pub(super) const LIST_EVENTS_OF_JOB: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM armada_events WHERE job_uuid = ? ORDER BY event_datetime DESC, rowid DESC LIMIT ? OFFSET ?"
+);
+pub(super) const LIST_OUTPUTS_OF_RUN: &str = concat!(
+    "SELECT ",
+    output_columns!(),
+    " FROM armada_output WHERE run_uuid = ? ORDER BY timestamp DESC, rowid DESC LIMIT ? OFFSET ?"
+);
+pub(super) const LIST_OUTPUTS: &str =
+    concat!("SELECT ", output_columns!(), " FROM armada_output ORDER BY timestamp DESC, rowid DESC LIMIT ? OFFSET ?");
+pub(super) const COUNT_JOBS_BY_STATUS: &str =
+    "SELECT job_status, COUNT(*) FROM armada_jobs WHERE run_uuid = ? GROUP BY job_status ORDER BY job_status";
+pub(super) const LOG_CHUNKS_NEWEST_FIRST: &str =
+    "SELECT text FROM armada_job_logs WHERE job_uuid = ? ORDER BY seq DESC";
+
+/// Every list statement with a parameter binding, for the query-plan test.
+#[cfg(test)]
+pub(super) const LISTS: [&str; 8] = [
+    LIST_RUNS,
+    LIST_JOBS_OF_RUN,
+    LIST_JOBS,
+    LIST_EVENTS_OF_JOB,
+    LIST_OUTPUTS_OF_RUN,
+    LIST_OUTPUTS,
+    COUNT_JOBS_BY_STATUS,
+    LOG_CHUNKS_NEWEST_FIRST,
+];
+
+pub(super) async fn get_run(pool: &SqlitePool, run_uuid: Uuid) -> Result<Option<Run>, StoreError> {
+    let mut conn = pool.acquire().await.map_err(unavailable)?;
+    find_run(&mut conn, run_uuid).await
+}
+
+pub(super) async fn find_run(conn: &mut SqliteConnection, run_uuid: Uuid) -> Result<Option<Run>, StoreError> {
+    let row = sqlx::query(concat!("SELECT ", run_columns!(), " FROM armada_runs WHERE run_uuid = ?"))
+        .bind(run_uuid.to_string())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(unavailable)?;
+    row.as_ref().map(rows::run).transpose()
+}
+
+pub(super) async fn get_job(pool: &SqlitePool, job_uuid: Uuid) -> Result<Option<Job>, StoreError> {
+    let mut conn = pool.acquire().await.map_err(unavailable)?;
+    find_job(&mut conn, job_uuid).await
+}
+
+pub(super) async fn find_job(conn: &mut SqliteConnection, job_uuid: Uuid) -> Result<Option<Job>, StoreError> {
+    let row = sqlx::query(concat!("SELECT ", job_columns!(), " FROM armada_jobs WHERE job_uuid = ?"))
+        .bind(job_uuid.to_string())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(unavailable)?;
+    row.as_ref().map(rows::job).transpose()
+}
+
+pub(super) async fn find_event(conn: &mut SqliteConnection, event_uuid: Uuid) -> Result<Option<Event>, StoreError> {
+    let row = sqlx::query(concat!("SELECT ", event_columns!(), " FROM armada_events WHERE event_uuid = ?"))
+        .bind(event_uuid.to_string())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(unavailable)?;
+    row.as_ref().map(rows::event).transpose()
+}
+
+pub(super) async fn find_output(conn: &mut SqliteConnection, output_uuid: Uuid) -> Result<Option<Output>, StoreError> {
+    let row = sqlx::query(concat!("SELECT ", output_columns!(), " FROM armada_output WHERE output_uuid = ?"))
+        .bind(output_uuid.to_string())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(unavailable)?;
+    row.as_ref().map(rows::output).transpose()
+}
+
+/// One page and the total count of a list, read in one transaction. `filter` is bound as the
+/// first parameter of both statements when present.
+async fn page<T>(
+    pool: &SqlitePool,
+    items_sql: &'static str,
+    count_sql: &'static str,
+    filter: Option<Uuid>,
+    page: PageRequest,
+    decode: Decode<T>,
+) -> Result<Page<T>, StoreError> {
+    let mut tx = pool.begin().await.map_err(unavailable)?;
+    let filter = filter.map(|u| u.to_string());
+    let mut count = sqlx::query_scalar::<Sqlite, i64>(count_sql);
+    let mut items = sqlx::query(items_sql);
+    if let Some(filter) = filter {
+        count = count.bind(filter.clone());
+        items = items.bind(filter);
+    }
+    let total = count.fetch_one(&mut *tx).await.map_err(unavailable)?;
+    let offset = i64::try_from(page.offset()).unwrap_or(i64::MAX);
+    let rows = items.bind(i64::from(page.page_size)).bind(offset).fetch_all(&mut *tx).await.map_err(unavailable)?;
+    tx.commit().await.map_err(unavailable)?;
+    Ok(Page {
+        items: rows.iter().map(decode).collect::<Result<_, _>>()?,
+        total: u64::try_from(total).unwrap_or_default(),
+        page: page.page,
+        page_size: page.page_size,
+    })
+}
+
+pub(super) async fn list_runs(pool: &SqlitePool, request: PageRequest) -> Result<Page<Run>, StoreError> {
+    page(pool, LIST_RUNS, "SELECT COUNT(*) FROM armada_runs", None, request, rows::run).await
+}
+
+pub(super) async fn list_jobs(
+    pool: &SqlitePool,
+    run_uuid: Option<Uuid>,
+    request: PageRequest,
+) -> Result<Page<Job>, StoreError> {
+    match run_uuid {
+        Some(_) => page(
+            pool,
+            LIST_JOBS_OF_RUN,
+            "SELECT COUNT(*) FROM armada_jobs WHERE run_uuid = ?",
+            run_uuid,
+            request,
+            rows::job,
+        ),
+        None => page(pool, LIST_JOBS, "SELECT COUNT(*) FROM armada_jobs", None, request, rows::job),
+    }
+    .await
+}
+
+pub(super) async fn list_events(
+    pool: &SqlitePool,
+    job_uuid: Uuid,
+    request: PageRequest,
+) -> Result<Page<Event>, StoreError> {
+    page(
+        pool,
+        LIST_EVENTS_OF_JOB,
+        "SELECT COUNT(*) FROM armada_events WHERE job_uuid = ?",
+        Some(job_uuid),
+        request,
+        rows::event,
+    )
+    .await
+}
+
+pub(super) async fn list_outputs(
+    pool: &SqlitePool,
+    run_uuid: Option<Uuid>,
+    request: PageRequest,
+) -> Result<Page<Output>, StoreError> {
+    match run_uuid {
+        Some(_) => page(
+            pool,
+            LIST_OUTPUTS_OF_RUN,
+            "SELECT COUNT(*) FROM armada_output WHERE run_uuid = ?",
+            run_uuid,
+            request,
+            rows::output,
+        ),
+        None => page(pool, LIST_OUTPUTS, "SELECT COUNT(*) FROM armada_output", None, request, rows::output),
+    }
+    .await
+}
+
+pub(super) async fn count_jobs_by_status(pool: &SqlitePool, run_uuid: Uuid) -> Result<Vec<(String, u64)>, StoreError> {
+    let counts: Vec<(String, i64)> =
+        sqlx::query_as(COUNT_JOBS_BY_STATUS).bind(run_uuid.to_string()).fetch_all(pool).await.map_err(unavailable)?;
+    Ok(counts.into_iter().map(|(status, n)| (status, u64::try_from(n).unwrap_or_default())).collect())
+}
+
+/// Reads chunks newest first until `max_bytes` are gathered, so a huge log costs no more than
+/// the part returned.
+pub(super) async fn job_logs(pool: &SqlitePool, job_uuid: Uuid, max_bytes: usize) -> Result<String, StoreError> {
+    let mut conn = pool.acquire().await.map_err(unavailable)?;
+    let mut rows =
+        sqlx::query_scalar::<Sqlite, String>(LOG_CHUNKS_NEWEST_FIRST).bind(job_uuid.to_string()).fetch(&mut *conn);
+    let mut newest_first = Vec::new();
+    let mut budget = max_bytes;
+    while budget > 0 {
+        let Some(text) = rows.try_next().await.map_err(unavailable)? else { break };
+        if text.len() <= budget {
+            budget -= text.len();
+            newest_first.push(text);
+        } else {
+            newest_first.push(tail(&text, budget).to_string());
+            break;
+        }
+    }
+    newest_first.reverse();
+    Ok(newest_first.concat())
+}
+
+/// The last `max_bytes` (or fewer, to stay on a character boundary) of `text`.
+fn tail(text: &str, max_bytes: usize) -> &str {
+    let mut start = text.len().saturating_sub(max_bytes);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tail;
+
+    #[test]
+    fn tail_keeps_the_end_on_a_char_boundary() {
+        assert_eq!(tail("hello", 3), "llo");
+        assert_eq!(tail("hello", 10), "hello");
+        assert_eq!(tail("héllo", 4), "llo");
+        assert_eq!(tail("hé", 1), "");
+    }
+}

@@ -83,3 +83,18 @@ impl IntoResponse for ApiError {
         (self.status, axum::Json(body)).into_response()
     }
 }
+
+/// The database's error kinds as HTTP: unknown id 404, bad value 422, conflict 409, down 503.
+impl From<crate::infra::db::StoreError> for ApiError {
+    fn from(error: crate::infra::db::StoreError) -> Self {
+        use crate::infra::db::StoreError;
+        match error {
+            StoreError::NotFound(detail) => ApiError::not_found(detail),
+            StoreError::Invalid(detail) => ApiError::unprocessable(detail),
+            StoreError::Conflict(detail) => ApiError::conflict(detail),
+            error @ StoreError::Unavailable(_) => {
+                ApiError::unavailable("the database is unavailable; retry later").with_source(error)
+            }
+        }
+    }
+}

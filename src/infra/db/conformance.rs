@@ -114,16 +114,6 @@ async fn run_with_job(store: &dyn Store, at: &str) -> (Uuid, Uuid) {
     (run, job)
 }
 
-fn changed(applied: &Applied) -> bool {
-    match applied {
-        Applied::Run { changed, .. }
-        | Applied::Job { changed, .. }
-        | Applied::Event { changed, .. }
-        | Applied::Output { changed, .. }
-        | Applied::Log { changed, .. } => *changed,
-    }
-}
-
 pub async fn migrate_twice_is_a_noop(store: &dyn Store) {
     let (run, _) = run_with_job(store, "2026-02-24T10:30:00").await;
     assert_eq!(store.migrate().await.expect("migrate"), Vec::<String>::new(), "second migrate applies nothing");
@@ -161,9 +151,9 @@ pub async fn replayed_batch_changes_nothing(store: &dyn Store) {
         Mutation::UpdateRun { run_uuid: run, run_status: RunStatus::Completed, run_detail: None },
     ];
     let first = apply_ok(store, &batch).await;
-    assert!(first.iter().all(changed), "first application changes every item: {first:?}");
+    assert!(first.iter().all(Applied::changed), "first application changes every item: {first:?}");
     let second = apply_ok(store, &batch).await;
-    assert!(second.iter().all(|a| !changed(a)), "a replay changes nothing: {second:?}");
+    assert!(second.iter().all(|a| !a.changed()), "a replay changes nothing: {second:?}");
     let events = store.list_events(job, page(1, 100)).await.expect("events");
     assert_eq!(events.total, 1);
     assert_eq!(events.items[0].event_status, status::SUCCESS);
@@ -266,7 +256,7 @@ pub async fn updates_change_only_what_they_name(store: &dyn Store) {
     assert_eq!(updated, &expected);
     assert_eq!(store.get_job(job).await.expect("get").as_ref(), Some(&expected));
     let same = apply_ok(store, &[Mutation::UpdateJob(only_status)]).await;
-    assert!(!changed(&same[0]), "setting the same status again is not a change");
+    assert!(!same[0].changed(), "setting the same status again is not a change");
 }
 
 pub async fn run_reaching_a_final_status_is_stamped_finished(store: &dyn Store) {
@@ -294,7 +284,7 @@ pub async fn run_reaching_a_final_status_is_stamped_finished(store: &dyn Store) 
     assert!(done.run_finished.is_some(), "a final status stamps run_finished");
     assert_eq!(store.get_run(run).await.expect("get").as_ref(), Some(done));
     let again = apply_ok(store, &[failed]).await;
-    assert!(!changed(&again[0]), "repeating the final update changes nothing (run_finished kept)");
+    assert!(!again[0].changed(), "repeating the final update changes nothing (run_finished kept)");
 }
 
 pub async fn lists_are_newest_first_with_insertion_order_breaking_ties(store: &dyn Store) {
@@ -457,7 +447,7 @@ pub async fn job_logs_keep_the_newest_bytes_and_ignore_replayed_chunks(store: &d
     let first = log(job, "first line\n");
     apply_ok(store, &[Mutation::AppendLog(first.clone()), Mutation::AppendLog(log(job, "second line\n"))]).await;
     let replay = apply_ok(store, &[Mutation::AppendLog(first)]).await;
-    assert!(!changed(&replay[0]), "a replayed chunk is not appended twice");
+    assert!(!replay[0].changed(), "a replayed chunk is not appended twice");
     apply_ok(store, &[Mutation::AppendLog(log(job, "third\n"))]).await;
     assert_eq!(store.job_logs(job, 1 << 20).await.expect("logs"), "first line\nsecond line\nthird\n");
     assert_eq!(store.job_logs(job, 10).await.expect("logs"), "ine\nthird\n", "the newest 10 bytes");

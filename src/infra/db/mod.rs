@@ -115,6 +115,19 @@ pub enum Applied {
     Log { job_uuid: Uuid, changed: bool },
 }
 
+impl Applied {
+    /// False when the mutation was a replay or set what was already there.
+    pub fn changed(&self) -> bool {
+        match self {
+            Applied::Run { changed, .. }
+            | Applied::Job { changed, .. }
+            | Applied::Event { changed, .. }
+            | Applied::Output { changed, .. }
+            | Applied::Log { changed, .. } => *changed,
+        }
+    }
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Where the data lives, for logs: never a password.

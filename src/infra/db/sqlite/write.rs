@@ -363,6 +363,6 @@ pub(super) async fn finish_open_jobs(
     .await
     .map_err(unavailable)?;
     let mut jobs = rows.iter().map(rows::job).collect::<Result<Vec<_>, _>>()?;
-    jobs.sort_by(|a, b| (a.job_index, a.job_datetime).cmp(&(b.job_index, b.job_datetime)));
+    jobs.sort_by_key(|job| (job.job_index, job.job_datetime));
     Ok(jobs)
 }

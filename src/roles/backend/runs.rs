@@ -1,0 +1,98 @@
+//! `/api/runs`: list, create (idempotent), get, delete with everything under the run.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Serialize;
+
+use super::{OkBody, Paging, PathUuid};
+use crate::app::AppState;
+use crate::http::{ApiError, Json, Query};
+use crate::infra::db::Applied;
+use crate::model::Run;
+use crate::records::wire::CreateRun;
+
+const DEFAULT_PAGE_SIZE: u32 = 5;
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RunsPage {
+    pub runs: Vec<Run>,
+    pub total: u64,
+    pub page: u32,
+    pub page_size: u32,
+}
+
+/// Runs, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/runs",
+    tag = "runs",
+    params(Paging),
+    responses(
+        (status = 200, description = "A page of runs, newest first (default page_size 5)", body = RunsPage),
+        (status = 422, description = "page < 1 or page_size outside 1..=100", body = crate::http::error::ErrorBody),
+    )
+)]
+pub async fn list(State(state): State<AppState>, Query(paging): Query<Paging>) -> Result<Json<RunsPage>, ApiError> {
+    let page = state.store().list_runs(paging.request(DEFAULT_PAGE_SIZE)?).await?;
+    Ok(Json(RunsPage { runs: page.items, total: page.total, page: page.page, page_size: page.page_size }))
+}
+
+/// Records a run. Idempotent: posting the same `run_uuid` again answers 200 with the run as
+/// first stored (201 only when it was created now).
+#[utoipa::path(
+    post,
+    path = "/api/runs",
+    tag = "runs",
+    request_body = CreateRun,
+    responses(
+        (status = 201, description = "Created", body = Run),
+        (status = 200, description = "Already recorded: the stored run", body = Run),
+        (status = 422, description = "Missing or invalid field", body = crate::http::error::ErrorBody),
+    )
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    Json(body): Json<CreateRun>,
+) -> Result<(StatusCode, Json<Run>), ApiError> {
+    match state.records.apply_one(body.into_mutation()).await? {
+        Applied::Run { run, changed } => Ok((if changed { StatusCode::CREATED } else { StatusCode::OK }, Json(run))),
+        other => Err(ApiError::internal(anyhow::anyhow!("creating a run returned {other:?}"))),
+    }
+}
+
+/// One run.
+#[utoipa::path(
+    get,
+    path = "/api/runs/{run_uuid}",
+    tag = "runs",
+    params(("run_uuid" = uuid::Uuid, Path, description = "The run's id")),
+    responses(
+        (status = 200, body = Run),
+        (status = 404, description = "No such run", body = crate::http::error::ErrorBody),
+    )
+)]
+pub async fn get(State(state): State<AppState>, PathUuid(run_uuid): PathUuid) -> Result<Json<Run>, ApiError> {
+    match state.store().get_run(run_uuid).await? {
+        Some(run) => Ok(Json(run)),
+        None => Err(ApiError::not_found(format!("run {run_uuid} not found"))),
+    }
+}
+
+/// Deletes the run with its jobs, events, logs and outputs; broadcasts `delete_run`.
+#[utoipa::path(
+    delete,
+    path = "/api/runs/{run_uuid}",
+    tag = "runs",
+    params(("run_uuid" = uuid::Uuid, Path, description = "The run's id")),
+    responses(
+        (status = 200, body = OkBody),
+        (status = 404, description = "No such run", body = crate::http::error::ErrorBody),
+    )
+)]
+pub async fn delete(State(state): State<AppState>, PathUuid(run_uuid): PathUuid) -> Result<Json<OkBody>, ApiError> {
+    if state.records.delete_run(run_uuid).await? {
+        Ok(Json(OkBody::YES))
+    } else {
+        Err(ApiError::not_found(format!("run {run_uuid} not found")))
+    }
+}

@@ -1,0 +1,163 @@
+//! What every role's process answers: health, metrics, docs, token, CORS, body cap.
+
+use armada::roles::{self, Role};
+use futures::StreamExt;
+use reqwest::StatusCode;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::support::TestApp;
+
+#[tokio::test]
+async fn health_reports_version_roles_and_the_database() {
+    let app = TestApp::builder().roles([Role::Backend, Role::ProxyProvider]).spawn().await;
+    let (status, health) = app.get("/health").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
+    let roles = health["roles"].as_array().expect("roles");
+    assert_eq!(roles.len(), 2);
+    assert_eq!((roles[0]["name"].clone(), roles[0]["state"].clone()), (json!("backend"), json!("serving")));
+    assert_eq!(roles[1]["name"], "proxy-provider");
+    if roles::is_built(Role::ProxyProvider) {
+        assert_eq!(roles[1]["state"], "serving");
+    } else {
+        assert!(roles[1]["state"].as_str().is_some_and(|s| s.starts_with("not built yet")), "{health}");
+    }
+    let database = &health["dependencies"][0];
+    assert_eq!((database["name"].clone(), database["status"].clone()), (json!("database"), json!("up")));
+    assert!(database["engine"].as_str().is_some_and(|e| e.starts_with("sqlite:")), "{health}");
+}
+
+#[tokio::test]
+async fn metrics_expose_http_and_websocket_series() {
+    let app = TestApp::backend().await;
+    app.get("/api/runs").await;
+    let (mut socket, _) = tokio_tungstenite::connect_async(app.ws("/ws/events")).await.expect("connect");
+    let response = app.client.get(app.url("/metrics")).send().await.expect("metrics");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers()["content-type"].to_str().is_ok_and(|t| t.starts_with("text/plain")));
+    let text = response.text().await.expect("text");
+    for name in [
+        "armada_http_requests_total",
+        "armada_http_request_duration_seconds",
+        "armada_ws_clients",
+        "armada_ws_clients_dropped_total",
+        "armada_ws_messages_dropped_total",
+        "armada_ws_messages_sent_total",
+    ] {
+        assert!(text.lines().any(|l| l.starts_with(name)), "{name} missing from /metrics:\n{text}");
+    }
+    assert!(text.contains(r#"route="/api/runs""#), "requests are labelled by route template");
+    let _ = socket.close(None).await;
+    while socket.next().await.is_some() {}
+}
+
+#[tokio::test]
+async fn docs_page_and_openapi_describe_the_backend() {
+    let app = TestApp::backend().await;
+    let response = app.client.get(app.url("/docs")).send().await.expect("docs");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers()["content-type"].to_str().is_ok_and(|t| t.starts_with("text/html")));
+    let html = response.text().await.expect("html");
+    assert!(html.contains("/openapi.json") && !html.contains("cdn"), "self-contained page that loads the spec");
+    assert_eq!(app.client.get(app.url("/docs/")).send().await.expect("docs/").status(), StatusCode::OK);
+
+    let (status, spec) = app.get("/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    let paths = spec["paths"].as_object().expect("paths");
+    for (path, method) in [
+        ("/api/runs", "get"),
+        ("/api/runs", "post"),
+        ("/api/runs/{run_uuid}", "get"),
+        ("/api/runs/{run_uuid}", "delete"),
+        ("/api/jobs", "get"),
+        ("/api/jobs", "post"),
+        ("/api/jobs/{job_uuid}", "get"),
+        ("/api/jobs/{job_uuid}/logs", "get"),
+        ("/api/jobs/status", "patch"),
+        ("/api/events", "get"),
+        ("/api/events", "post"),
+        ("/api/events/status", "patch"),
+        ("/api/outputs", "get"),
+        ("/api/outputs", "post"),
+        ("/api/records", "post"),
+        ("/ws/events", "get"),
+    ] {
+        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} missing from /openapi.json");
+    }
+    let schemas = spec["components"]["schemas"].as_object().expect("schemas");
+    for schema in ["Run", "Job", "Event", "Output", "RunsPage", "CreateJob", "RecordOp", "ErrorBody"] {
+        assert!(schemas.contains_key(schema), "schema {schema} missing");
+    }
+}
+
+#[tokio::test]
+async fn a_configured_token_guards_the_api_and_the_stream_but_not_probes() {
+    let app = TestApp::builder().roles([Role::Backend]).token(Some("s3cret")).spawn().await;
+    let runs = app.url("/api/runs/");
+    let (status, body) = {
+        let response = app.client.get(&runs).send().await.expect("request");
+        (response.status(), response.json::<serde_json::Value>().await.expect("json"))
+    };
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body["detail"].as_str().is_some_and(|d| d.contains("token")), "{body}");
+    let wrong = app.client.get(&runs).bearer_auth("nope").send().await.expect("request");
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let right = app.client.get(&runs).bearer_auth("s3cret").send().await.expect("request");
+    assert_eq!(right.status(), StatusCode::OK);
+    let tracking = app.client.get(app.url("/tracking/api/runs/")).send().await.expect("request");
+    assert_eq!(tracking.status(), StatusCode::UNAUTHORIZED, "the alias is guarded too");
+    for open in ["/health", "/docs", "/openapi.json", "/metrics"] {
+        let response = app.client.get(app.url(open)).send().await.expect("request");
+        assert_eq!(response.status(), StatusCode::OK, "{open} stays open");
+    }
+
+    match tokio_tungstenite::connect_async(app.ws("/ws/events/")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 401)
+        }
+        other => panic!("expected a 401 handshake, got {:?}", other.map(|_| ())),
+    }
+    let (mut socket, _) = tokio_tungstenite::connect_async(app.ws("/ws/events/?token=s3cret")).await.expect("ws");
+    let run = Uuid::new_v4();
+    app.post("/api/runs", &json!({"run_uuid": run, "run_datetime": "2026-02-24"})).await;
+    let message = crate::ws::next_message(&mut socket).await;
+    assert_eq!((message["type"].clone(), message["data"]["run_uuid"].clone()), (json!("new_run"), json!(run)));
+}
+
+#[tokio::test]
+async fn cors_answers_only_configured_origins() {
+    let app = TestApp::builder().roles([Role::Backend]).cors(["http://dashboard.example"]).spawn().await;
+    let ask = |origin: &'static str| app.client.get(app.url("/api/runs")).header("origin", origin).send();
+    let allowed = ask("http://dashboard.example").await.expect("request");
+    assert_eq!(
+        allowed.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap_or_default()),
+        Some("http://dashboard.example")
+    );
+    let denied = ask("http://evil.example").await.expect("request");
+    assert!(denied.headers().get("access-control-allow-origin").is_none());
+    let preflight = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/api/jobs/status"))
+        .header("origin", "http://dashboard.example")
+        .header("access-control-request-method", "PATCH")
+        .send()
+        .await
+        .expect("preflight");
+    assert!(preflight.status().is_success());
+    let methods = preflight.headers().get("access-control-allow-methods").map(|v| v.to_str().unwrap_or_default());
+    assert!(methods.is_some_and(|m| m.contains("PATCH")), "{methods:?}");
+}
+
+#[tokio::test]
+async fn bodies_over_the_cap_are_refused_with_413() {
+    let app = TestApp::builder().roles([Role::Backend]).max_body(1024).spawn().await;
+    let run = Uuid::new_v4();
+    app.post("/api/runs", &json!({"run_uuid": run, "run_datetime": "2026-02-24"})).await;
+    let (status, body) = app.post("/api/outputs", &json!({"run_uuid": run, "data": {"blob": "x".repeat(4096)}})).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(body["detail"].as_str().is_some_and(|d| d.contains("ARMADA_MAX_BODY_BYTES")), "{body}");
+    let (status, _) = app.post("/api/outputs", &json!({"run_uuid": run, "data": {"blob": "small"}})).await;
+    assert_eq!(status, StatusCode::CREATED, "under the cap is fine");
+}

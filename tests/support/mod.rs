@@ -1,0 +1,237 @@
+//! Test support: `TestApp` starts the real service (`app::serve`) in-process on a loopback
+//! port with a fresh SQLite file, and hands back URLs, an HTTP client and the shared state.
+//!
+//! ```ignore
+//! let app = TestApp::builder().roles([Role::Backend]).token(Some("t")).spawn().await;
+//! let response = app.client.get(app.url("/api/runs")).bearer_auth("t").send().await?;
+//! let (ws, _) = tokio_tungstenite::connect_async(app.ws_url("/ws/events?token=t")).await?;
+//! ```
+//!
+//! Extending it (engines, launchers, …): add a builder method that records the choice, and
+//! apply it in `spawn` — as a variable through `var(…)` when `Settings` reads one, or on the
+//! `Settings`/`AppState` directly. Keep every test's resources inside the `TestApp` so drop
+//! cleans them up.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use armada::app::{self, AppState};
+use armada::infra::db::Store;
+use armada::roles::Role;
+use armada::settings::{Secret, Settings, Vars};
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A running app; stops (and its temporary folder goes) when dropped.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`
+    pub base_url: String,
+    /// `ws://127.0.0.1:PORT/ws/events`
+    pub ws_url: String,
+    pub addr: SocketAddr,
+    /// A plain client: no token, no proxy.
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub token: Option<String>,
+    /// Holds the SQLite file (and anything else a test puts there).
+    pub dir: tempfile::TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: JoinHandle<anyhow::Result<()>>,
+}
+
+#[derive(Default)]
+pub struct TestAppBuilder {
+    roles: Vec<Role>,
+    token: Option<String>,
+    cors: Option<Vec<String>>,
+    max_body: Option<usize>,
+    ws_queue: Option<usize>,
+    ws_heartbeat: Option<Duration>,
+    store: Option<Arc<dyn Store>>,
+    vars: Vec<(String, String)>,
+}
+
+impl TestAppBuilder {
+    /// Roles to serve; all of them when never called.
+    pub fn roles(mut self, roles: impl IntoIterator<Item = Role>) -> Self {
+        self.roles = roles.into_iter().collect();
+        self
+    }
+
+    /// `ARMADA_TOKEN`.
+    pub fn token(mut self, token: Option<&str>) -> Self {
+        self.token = token.map(String::from);
+        self
+    }
+
+    /// `ARMADA_CORS_ORIGINS`.
+    pub fn cors<S: Into<String>>(mut self, origins: impl IntoIterator<Item = S>) -> Self {
+        self.cors = Some(origins.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// `ARMADA_MAX_BODY_BYTES`.
+    pub fn max_body(mut self, bytes: usize) -> Self {
+        self.max_body = Some(bytes);
+        self
+    }
+
+    /// `ARMADA_WS_QUEUE`.
+    pub fn ws_queue(mut self, messages: usize) -> Self {
+        self.ws_queue = Some(messages);
+        self
+    }
+
+    /// `ARMADA_WS_HEARTBEAT_SECS`, with sub-second precision for tests.
+    pub fn ws_heartbeat(mut self, interval: Duration) -> Self {
+        self.ws_heartbeat = Some(interval);
+        self
+    }
+
+    /// Use this store instead of a fresh SQLite file (e.g. one that fails, to test outages).
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Any variable `Settings` reads, as if set in the environment.
+    pub fn var(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.vars.push((key.into(), value.into()));
+        self
+    }
+
+    pub async fn spawn(self) -> TestApp {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let mut vars =
+            Vars::from_pairs([("ARMADA_DATABASE_URL", format!("sqlite:{}", dir.path().join("armada.db").display()))]);
+        for (key, value) in self.vars {
+            vars.set(key, value);
+        }
+        let mut settings = Settings::from_vars(vars, self.roles, Some(SocketAddr::from(([127, 0, 0, 1], 0))))
+            .expect("valid test settings");
+        if let Some(token) = &self.token {
+            settings.token = Some(Secret::new(token.clone()));
+        }
+        if let Some(cors) = self.cors {
+            settings.cors_origins = cors;
+        }
+        if let Some(bytes) = self.max_body {
+            settings.max_body_bytes = bytes;
+        }
+        if let Some(queue) = self.ws_queue {
+            settings.ws_queue = queue;
+        }
+        if let Some(interval) = self.ws_heartbeat {
+            settings.ws_heartbeat = interval;
+        }
+        let state = match self.store {
+            Some(store) => AppState::with_store(settings, store),
+            None => AppState::build(settings).await.expect("app state"),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let addr = listener.local_addr().expect("local address");
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(app::serve(listener, state.clone(), async move {
+            let _ = stopped.await;
+        }));
+        TestApp {
+            base_url: format!("http://{addr}"),
+            ws_url: format!("ws://{addr}/ws/events"),
+            addr,
+            client: reqwest::Client::builder().no_proxy().build().expect("HTTP client"),
+            state,
+            token: self.token,
+            dir,
+            shutdown: Some(shutdown),
+            server,
+        }
+    }
+}
+
+impl TestApp {
+    pub fn builder() -> TestAppBuilder {
+        TestAppBuilder::default()
+    }
+
+    /// Backend only, no token: what most backend tests want.
+    pub async fn backend() -> TestApp {
+        Self::builder().roles([Role::Backend]).spawn().await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    pub fn ws(&self, path_and_query: &str) -> String {
+        format!("ws://{}{path_and_query}", self.addr)
+    }
+
+    /// Sends and returns the status and the JSON body (`Value::Null` when the body is not JSON).
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> (reqwest::StatusCode, Value) {
+        let request = match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        let response = request.send().await.expect("request sent");
+        let status = response.status();
+        let body = response.bytes().await.expect("response body");
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> (reqwest::StatusCode, Value) {
+        self.send(self.client.get(self.url(path))).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (reqwest::StatusCode, Value) {
+        self.send(self.client.post(self.url(path)).json(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value) -> (reqwest::StatusCode, Value) {
+        self.send(self.client.patch(self.url(path)).json(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (reqwest::StatusCode, Value) {
+        self.send(self.client.delete(self.url(path))).await
+    }
+
+    /// `GET /metrics` as text.
+    pub async fn metrics(&self) -> String {
+        self.client.get(self.url("/metrics")).send().await.expect("metrics").text().await.expect("metrics text")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        // Open WebSockets would keep a graceful shutdown waiting; the test is over anyway.
+        self.server.abort();
+    }
+}
+
+/// The sum of every sample of `name` (all label sets) in Prometheus text.
+pub fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter(|line| line.strip_prefix(name).is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{')))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Polls `check` until it holds or `within` passes; returns whether it held.
+pub async fn eventually(within: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

@@ -77,6 +77,7 @@ pub fn router(state: AppState) -> Router {
     }
     router
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(observability::track_http))
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .layer(middleware::from_fn_with_state(settings.token.clone(), auth::require_token))
@@ -110,6 +111,13 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 
 async fn not_found(request: Request) -> ApiError {
     ApiError::not_found(format!("no route for {} {}", request.method(), request.uri().path()))
+}
+
+async fn method_not_allowed(request: Request) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        format!("{} is not allowed on {}", request.method(), request.uri().path()),
+    )
 }
 
 fn cors(origins: &[String]) -> CorsLayer {

@@ -251,3 +251,69 @@ impl Client {
         let _ = timeout(Duration::from_millis(100), self.socket.send(Message::Close(Some(frame)))).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::infra::db::{NewLogChunk, NewRun};
+    use crate::model::{Run, Timestamp};
+
+    fn run() -> (Mutation, Run) {
+        let at = Timestamp::parse("2026-02-24T10:30:00").expect("timestamp");
+        let run_uuid = Uuid::new_v4();
+        let new = NewRun { run_uuid, run_datetime: at, run_status: None, number_of_agents: None, number_of_jobs: None };
+        let run = Run {
+            run_uuid,
+            run_datetime: at,
+            run_status: None,
+            number_of_agents: None,
+            number_of_jobs: None,
+            run_detail: None,
+            run_finished: None,
+        };
+        (Mutation::CreateRun(new), run)
+    }
+
+    #[test]
+    fn only_changes_are_broadcast_and_each_once_as_type_and_data() {
+        let hub = Hub::new(8, Duration::from_secs(20));
+        let mut receiver = hub.sender.subscribe();
+        let (create, stored) = run();
+        hub.publish_applied(&create, &Applied::Run { run: stored.clone(), changed: false });
+        let chunk = NewLogChunk { chunk_uuid: Uuid::new_v4(), job_uuid: Uuid::new_v4(), text: "x".into() };
+        hub.publish_applied(&Mutation::AppendLog(chunk), &Applied::Log { job_uuid: Uuid::new_v4(), changed: true });
+        hub.publish_applied(&create, &Applied::Run { run: stored.clone(), changed: true });
+        let update = Mutation::UpdateRun {
+            run_uuid: stored.run_uuid,
+            run_status: crate::model::RunStatus::Running,
+            run_detail: None,
+        };
+        hub.publish_applied(&update, &Applied::Run { run: stored.clone(), changed: true });
+        hub.publish_deleted_run(stored.run_uuid);
+
+        let mut messages = Vec::new();
+        while let Ok(text) = receiver.try_recv() {
+            messages.push(serde_json::from_str::<serde_json::Value>(text.as_str()).expect("json"));
+        }
+        let data = serde_json::to_value(&stored).expect("json");
+        assert_eq!(
+            messages,
+            vec![
+                serde_json::json!({"type": "new_run", "data": data}),
+                serde_json::json!({"type": "update_run_status", "data": data}),
+                serde_json::json!({"type": "delete_run", "data": {"run_uuid": stored.run_uuid}}),
+            ]
+        );
+    }
+
+    #[test]
+    fn publishing_without_clients_costs_nothing_and_never_fails() {
+        let hub = Hub::new(1, Duration::from_secs(20));
+        let (create, stored) = run();
+        for _ in 0..10 {
+            hub.publish_applied(&create, &Applied::Run { run: stored.clone(), changed: true });
+        }
+        assert_eq!(hub.clients(), 0);
+        assert_eq!(hub.sender.len(), 0, "nothing serialised or queued without clients");
+    }
+}

@@ -10,8 +10,10 @@
 pub mod hub;
 pub mod wire;
 
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, OnceLock};
 
+use futures::FutureExt;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -170,7 +172,12 @@ async fn commit_group(store: &dyn Store, hub: &Hub, group: Vec<(Vec<Mutation>, o
     let (batches, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
     let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
     let all: Vec<Mutation> = batches.into_iter().flatten().collect();
-    match store.apply(&all).await {
+    // A bug that panics inside one write must not stop every later write.
+    let outcome = AssertUnwindSafe(store.apply(&all)).catch_unwind().await.unwrap_or_else(|_| {
+        tracing::error!(mutations = all.len(), "storing a batch panicked");
+        Err(StoreError::Unavailable("storing the batch failed unexpectedly".into()))
+    });
+    match outcome {
         Ok(results) => {
             let mut written = 0;
             for (mutation, result) in all.iter().zip(&results) {
@@ -190,5 +197,129 @@ async fn commit_group(store: &dyn Store, hub: &Hub, group: Vec<(Vec<Mutation>, o
                 let _ = reply.send(Err(error.clone()));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::infra::db::NewLogChunk;
+    use crate::model::{Event, Output, Page, PageRequest, Run};
+
+    /// Answers every log append with its job id, after a pause, recording batch sizes; panics
+    /// on a batch whose first chunk says "panic".
+    #[derive(Default)]
+    struct SlowStore {
+        batches: Mutex<Vec<usize>>,
+    }
+
+    #[async_trait]
+    impl Store for SlowStore {
+        fn describe(&self) -> String {
+            "slow".into()
+        }
+        async fn check_connectivity(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn migrate(&self) -> Result<Vec<String>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn apply(&self, batch: &[Mutation]) -> BatchResult {
+            if matches!(batch.first(), Some(Mutation::AppendLog(chunk)) if chunk.text == "panic") {
+                panic!("boom");
+            }
+            self.batches.lock().expect("lock").push(batch.len());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Ok(batch
+                .iter()
+                .map(|m| match m {
+                    Mutation::AppendLog(chunk) => Ok(Applied::Log { job_uuid: chunk.job_uuid, changed: true }),
+                    _ => Err(StoreError::Invalid("logs only".into())),
+                })
+                .collect())
+        }
+        async fn get_run(&self, _: Uuid) -> Result<Option<Run>, StoreError> {
+            unreachable!()
+        }
+        async fn list_runs(&self, _: PageRequest) -> Result<Page<Run>, StoreError> {
+            unreachable!()
+        }
+        async fn delete_run(&self, _: Uuid) -> Result<bool, StoreError> {
+            unreachable!()
+        }
+        async fn get_job(&self, _: Uuid) -> Result<Option<Job>, StoreError> {
+            unreachable!()
+        }
+        async fn list_jobs(&self, _: Option<Uuid>, _: PageRequest) -> Result<Page<Job>, StoreError> {
+            unreachable!()
+        }
+        async fn count_jobs_by_status(&self, _: Uuid) -> Result<Vec<(String, u64)>, StoreError> {
+            unreachable!()
+        }
+        async fn finish_open_jobs(&self, _: Uuid, _: &str, _: &str) -> Result<Vec<Job>, StoreError> {
+            unreachable!()
+        }
+        async fn list_events(&self, _: Uuid, _: PageRequest) -> Result<Page<Event>, StoreError> {
+            unreachable!()
+        }
+        async fn list_outputs(&self, _: Option<Uuid>, _: PageRequest) -> Result<Page<Output>, StoreError> {
+            unreachable!()
+        }
+        async fn job_logs(&self, _: Uuid, _: usize) -> Result<String, StoreError> {
+            unreachable!()
+        }
+    }
+
+    fn chunk(job_uuid: Uuid, text: &str) -> Mutation {
+        Mutation::AppendLog(NewLogChunk { chunk_uuid: Uuid::new_v4(), job_uuid, text: text.into() })
+    }
+
+    fn records(store: Arc<SlowStore>) -> Records {
+        Records::new(store, Hub::new(16, Duration::from_secs(20)))
+    }
+
+    #[tokio::test]
+    async fn concurrent_writes_share_one_transaction_and_each_gets_its_own_results() {
+        let store = Arc::new(SlowStore::default());
+        let records = records(store.clone());
+        let callers: Vec<_> = (0..20)
+            .map(|i| {
+                let records = records.clone();
+                tokio::spawn(async move {
+                    let jobs: Vec<Uuid> = (0..=i % 3).map(|_| Uuid::new_v4()).collect();
+                    let batch: Vec<Mutation> = jobs.iter().map(|j| chunk(*j, "x")).collect();
+                    let results = records.apply_owned(batch).await.expect("stored");
+                    let answered: Vec<Uuid> = results
+                        .into_iter()
+                        .map(|r| match r {
+                            Ok(Applied::Log { job_uuid, .. }) => job_uuid,
+                            other => panic!("{other:?}"),
+                        })
+                        .collect();
+                    assert_eq!(answered, jobs, "each caller gets exactly its own results, in order");
+                })
+            })
+            .collect();
+        for caller in callers {
+            caller.await.expect("caller");
+        }
+        let batches = store.batches.lock().expect("lock").clone();
+        assert_eq!(batches.iter().sum::<usize>(), (0..20).map(|i| i % 3 + 1).sum::<usize>());
+        assert!(batches.len() < 20, "concurrent writes were grouped: {batches:?}");
+    }
+
+    #[tokio::test]
+    async fn a_write_that_panics_fails_alone_and_later_writes_go_through() {
+        let records = records(Arc::new(SlowStore::default()));
+        let failed = records.apply_one(chunk(Uuid::new_v4(), "panic")).await;
+        assert!(matches!(failed, Err(StoreError::Unavailable(_))), "{failed:?}");
+        let job = Uuid::new_v4();
+        let stored = records.apply_one(chunk(job, "fine")).await;
+        assert_eq!(stored.ok(), Some(Applied::Log { job_uuid: job, changed: true }));
     }
 }

@@ -361,6 +361,9 @@ async fn unknown_and_malformed_ids_say_so() {
     let (status, body) = app.get("/api/nothing-here").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(!detail(&body).is_empty());
+    let (status, body) = app.send(app.client.put(app.url("/api/runs/"))).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(detail(&body), "PUT is not allowed on /api/runs");
 }
 
 #[tokio::test]

@@ -226,3 +226,19 @@ async fn a_stalled_client_is_dropped_while_writers_and_readers_carry_on() {
     assert!(dropped_after > dropped_before, "dropped clients counted: {dropped_before} → {dropped_after}");
     drop((stalled, open_sockets));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ingest_benchmark_runs_and_reports() {
+    use armada::roles::backend::bench::{IngestOptions, bench_ingest};
+    let options = IngestOptions {
+        duration: Duration::from_secs(1),
+        connections: 4,
+        ws_readers: 3,
+        ws_stalled: 1,
+        content_bytes: 64,
+    };
+    let report = bench_ingest(options).await.expect("benchmark");
+    assert!(report.requests > 0 && report.errors == 0, "{report}");
+    assert!(report.p50 <= report.p99 && report.p99 <= report.max, "{report}");
+    assert!(report.ws_messages_received >= report.requests, "readers got the events: {report}");
+}

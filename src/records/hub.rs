@@ -15,7 +15,7 @@
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
-use futures::SinkExt;
+use futures::{FutureExt, SinkExt};
 use serde::Serialize;
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use tokio::time::{Instant, timeout};
@@ -28,6 +28,8 @@ use crate::observability::names;
 const MAX_WRITE_BATCH: usize = 256;
 /// Upper bound of the send timeout (it is the heartbeat interval when that is shorter).
 const MAX_SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a client whose write is blocked checks how far behind it has fallen.
+const LAG_CHECK: Duration = Duration::from_millis(50);
 
 /// The stream's message types.
 pub mod kind {
@@ -44,6 +46,7 @@ pub mod kind {
 #[derive(Clone)]
 pub struct Hub {
     sender: broadcast::Sender<Utf8Bytes>,
+    queue: usize,
     heartbeat: Duration,
     send_timeout: Duration,
 }
@@ -76,7 +79,8 @@ enum Ending {
 impl Hub {
     /// `queue`: messages a client may lag behind before it is dropped; `heartbeat`: ping interval.
     pub fn new(queue: usize, heartbeat: Duration) -> Self {
-        let (sender, _) = broadcast::channel(queue.max(1));
+        let queue = queue.max(1);
+        let (sender, _) = broadcast::channel(queue);
         // Registered at zero so /metrics shows them before the first client.
         metrics::gauge!(names::WS_CLIENTS).increment(0.0);
         metrics::counter!(names::WS_MESSAGES_SENT).increment(0);
@@ -84,7 +88,7 @@ impl Hub {
         for reason in ["lagged", "send_timeout", "silent"] {
             metrics::counter!(names::WS_DROPPED_CLIENTS, "reason" => reason).increment(0);
         }
-        Self { sender, heartbeat, send_timeout: heartbeat.min(MAX_SEND_TIMEOUT) }
+        Self { sender, queue, heartbeat, send_timeout: heartbeat.min(MAX_SEND_TIMEOUT) }
     }
 
     /// Clients connected right now.
@@ -134,7 +138,9 @@ impl Hub {
         let receiver = self.sender.subscribe();
         let _gauge = ConnectedGauge::new();
         tracing::debug!(clients = self.clients(), "live-stream client connected");
-        Client { socket, receiver, heartbeat: self.heartbeat, send_timeout: self.send_timeout }.run().await;
+        Client { socket, receiver, queue: self.queue, heartbeat: self.heartbeat, send_timeout: self.send_timeout }
+            .run()
+            .await;
     }
 }
 
@@ -157,6 +163,8 @@ impl Drop for ConnectedGauge {
 struct Client {
     socket: WebSocket,
     receiver: broadcast::Receiver<Utf8Bytes>,
+    /// Messages it may fall behind before it is dropped.
+    queue: usize,
     heartbeat: Duration,
     send_timeout: Duration,
 }
@@ -215,15 +223,36 @@ impl Client {
             }
             socket.flush().await
         };
-        match timeout(self.send_timeout, write).await {
-            Ok(Ok(())) => {
+        tokio::pin!(write);
+        let written = |result: Result<(), axum::Error>| match result {
+            Ok(()) => {
                 metrics::counter!(names::WS_MESSAGES_SENT).increment(count);
                 Ok(())
             }
-            Ok(Err(_)) => Err(Ending::Closed),
-            Err(_) => {
-                metrics::counter!(names::WS_MESSAGES_DROPPED).increment(count);
-                Err(Ending::SendTimeout)
+            Err(_) => Err(Ending::Closed),
+        };
+        // Fast path: a healthy client's socket takes the batch at once, no timer needed.
+        if let Some(result) = write.as_mut().now_or_never() {
+            return written(result);
+        }
+        let deadline = tokio::time::sleep(self.send_timeout);
+        tokio::pin!(deadline);
+        // While a write is blocked the ring keeps moving: a client that falls more than the
+        // queue behind is dropped now, not when its socket finally frees up.
+        let mut lag_check = tokio::time::interval(LAG_CHECK);
+        loop {
+            tokio::select! {
+                result = &mut write => return written(result),
+                _ = &mut deadline => {
+                    metrics::counter!(names::WS_MESSAGES_DROPPED).increment(count);
+                    return Err(Ending::SendTimeout);
+                }
+                _ = lag_check.tick() => {
+                    if self.receiver.len() > self.queue {
+                        metrics::counter!(names::WS_MESSAGES_DROPPED).increment(count);
+                        return Err(Ending::Lagged(0));
+                    }
+                }
             }
         }
     }

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{OkBody, Paging};
+use super::{OkBody, Paging, create_status};
 use crate::app::AppState;
 use crate::http::{ApiError, Json, Query};
 use crate::infra::db::Applied;
@@ -61,9 +61,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Event>), ApiError> {
     let mutation = body.into_mutation().map_err(ApiError::unprocessable)?;
     match state.records.apply_one(mutation).await? {
-        Applied::Event { event, changed } => {
-            Ok((if changed { StatusCode::CREATED } else { StatusCode::OK }, Json(event)))
-        }
+        Applied::Event { event, changed } => Ok((create_status(changed), Json(event))),
         other => Err(ApiError::internal(anyhow::anyhow!("creating an event returned {other:?}"))),
     }
 }

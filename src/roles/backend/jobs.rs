@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{OkBody, Paging, PathUuid, empty_as_none};
+use super::{OkBody, Paging, PathUuid, create_status, empty_as_none};
 use crate::app::AppState;
 use crate::http::{ApiError, Json, Query};
 use crate::infra::db::Applied;
@@ -79,7 +79,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Job>), ApiError> {
     let mutation = body.into_mutation().map_err(ApiError::unprocessable)?;
     match state.records.apply_one(mutation).await? {
-        Applied::Job { job, changed } => Ok((if changed { StatusCode::CREATED } else { StatusCode::OK }, Json(job))),
+        Applied::Job { job, changed } => Ok((create_status(changed), Json(job))),
         other => Err(ApiError::internal(anyhow::anyhow!("creating a job returned {other:?}"))),
     }
 }

@@ -17,6 +17,7 @@ mod ws;
 
 use axum::Router;
 use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::routing::{get, patch, post};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -85,6 +86,11 @@ pub struct OkBody {
 
 impl OkBody {
     pub const YES: OkBody = OkBody { ok: true };
+}
+
+/// 201 when a create stored something new, 200 when it was a replay answered with the stored row.
+fn create_status(changed: bool) -> StatusCode {
+    if changed { StatusCode::CREATED } else { StatusCode::OK }
 }
 
 /// `?page=&page_size=`; empty values (`page=`) count as absent, as the original dashboard

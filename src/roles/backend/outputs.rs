@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Paging, empty_as_none};
+use super::{Paging, create_status, empty_as_none};
 use crate::app::AppState;
 use crate::http::{ApiError, Json, Query};
 use crate::infra::db::Applied;
@@ -69,9 +69,7 @@ pub async fn create(
     Json(body): Json<CreateOutput>,
 ) -> Result<(StatusCode, Json<Output>), ApiError> {
     match state.records.apply_one(body.into_mutation()).await? {
-        Applied::Output { output, changed } => {
-            Ok((if changed { StatusCode::CREATED } else { StatusCode::OK }, Json(output)))
-        }
+        Applied::Output { output, changed } => Ok((create_status(changed), Json(output))),
         other => Err(ApiError::internal(anyhow::anyhow!("creating an output returned {other:?}"))),
     }
 }

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
 
-use super::{OkBody, Paging, PathUuid};
+use super::{OkBody, Paging, PathUuid, create_status};
 use crate::app::AppState;
 use crate::http::{ApiError, Json, Query};
 use crate::infra::db::Applied;
@@ -55,7 +55,7 @@ pub async fn create(
     Json(body): Json<CreateRun>,
 ) -> Result<(StatusCode, Json<Run>), ApiError> {
     match state.records.apply_one(body.into_mutation()).await? {
-        Applied::Run { run, changed } => Ok((if changed { StatusCode::CREATED } else { StatusCode::OK }, Json(run))),
+        Applied::Run { run, changed } => Ok((create_status(changed), Json(run))),
         other => Err(ApiError::internal(anyhow::anyhow!("creating a run returned {other:?}"))),
     }
 }

@@ -57,45 +57,38 @@ pub(super) async fn get_run(pool: &SqlitePool, run_uuid: Uuid) -> Result<Option<
     find_run(&mut conn, run_uuid).await
 }
 
-pub(super) async fn find_run(conn: &mut SqliteConnection, run_uuid: Uuid) -> Result<Option<Run>, StoreError> {
-    let row = sqlx::query(concat!("SELECT ", run_columns!(), " FROM armada_runs WHERE run_uuid = ?"))
-        .bind(run_uuid.to_string())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(unavailable)?;
-    row.as_ref().map(rows::run).transpose()
-}
-
 pub(super) async fn get_job(pool: &SqlitePool, job_uuid: Uuid) -> Result<Option<Job>, StoreError> {
     let mut conn = pool.acquire().await.map_err(unavailable)?;
     find_job(&mut conn, job_uuid).await
 }
 
+/// The row whose key (the statement's one parameter) is `uuid`, if any.
+async fn find<T>(
+    conn: &mut SqliteConnection,
+    sql: &'static str,
+    uuid: Uuid,
+    decode: Decode<T>,
+) -> Result<Option<T>, StoreError> {
+    let row = sqlx::query(sql).bind(uuid.to_string()).fetch_optional(&mut *conn).await.map_err(unavailable)?;
+    row.as_ref().map(decode).transpose()
+}
+
+pub(super) async fn find_run(conn: &mut SqliteConnection, run_uuid: Uuid) -> Result<Option<Run>, StoreError> {
+    find(conn, concat!("SELECT ", run_columns!(), " FROM armada_runs WHERE run_uuid = ?"), run_uuid, rows::run).await
+}
+
 pub(super) async fn find_job(conn: &mut SqliteConnection, job_uuid: Uuid) -> Result<Option<Job>, StoreError> {
-    let row = sqlx::query(concat!("SELECT ", job_columns!(), " FROM armada_jobs WHERE job_uuid = ?"))
-        .bind(job_uuid.to_string())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(unavailable)?;
-    row.as_ref().map(rows::job).transpose()
+    find(conn, concat!("SELECT ", job_columns!(), " FROM armada_jobs WHERE job_uuid = ?"), job_uuid, rows::job).await
 }
 
 pub(super) async fn find_event(conn: &mut SqliteConnection, event_uuid: Uuid) -> Result<Option<Event>, StoreError> {
-    let row = sqlx::query(concat!("SELECT ", event_columns!(), " FROM armada_events WHERE event_uuid = ?"))
-        .bind(event_uuid.to_string())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(unavailable)?;
-    row.as_ref().map(rows::event).transpose()
+    let sql = concat!("SELECT ", event_columns!(), " FROM armada_events WHERE event_uuid = ?");
+    find(conn, sql, event_uuid, rows::event).await
 }
 
 pub(super) async fn find_output(conn: &mut SqliteConnection, output_uuid: Uuid) -> Result<Option<Output>, StoreError> {
-    let row = sqlx::query(concat!("SELECT ", output_columns!(), " FROM armada_output WHERE output_uuid = ?"))
-        .bind(output_uuid.to_string())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(unavailable)?;
-    row.as_ref().map(rows::output).transpose()
+    let sql = concat!("SELECT ", output_columns!(), " FROM armada_output WHERE output_uuid = ?");
+    find(conn, sql, output_uuid, rows::output).await
 }
 
 /// One page and the total count of a list, read in one transaction. `filter` is bound as the

@@ -214,7 +214,7 @@ fn parse_json_text(
     field: impl FnOnce() -> String,
 ) -> Result<Value, PipelineError> {
     serde_json::from_str(text).map_err(|error| {
-        PipelineError::new(file, format!("invalid JSON ({error})"))
+        PipelineError::invalid_json(file, &error)
             .at_row(row)
             .at_field(field())
     })

@@ -30,6 +30,11 @@ impl PipelineError {
         }
     }
 
+    /// A JSON syntax error in `file`; serde_json's text names the line and column.
+    pub(crate) fn invalid_json(file: impl Into<String>, error: &serde_json::Error) -> Self {
+        Self::new(file, format!("invalid JSON ({error})"))
+    }
+
     /// The same error, located at a 1-based row.
     #[must_use]
     pub fn at_row(mut self, row: usize) -> Self {
@@ -76,8 +81,7 @@ pub(crate) fn kind(value: &Value) -> &'static str {
 pub(crate) fn describe(value: &Value) -> String {
     const MAX_CHARS: usize = 40;
     match value {
-        Value::Array(_) => "an array".to_owned(),
-        Value::Object(_) => "an object".to_owned(),
+        Value::Array(_) | Value::Object(_) => kind(value).to_owned(),
         Value::String(text) if text.chars().count() > MAX_CHARS => {
             let cut: String = text.chars().take(MAX_CHARS).collect();
             format!("{:?}…", cut)

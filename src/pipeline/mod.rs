@@ -37,6 +37,6 @@ impl NamedBytes<'_> {
     /// Parses the whole file as one JSON document; a syntax error names line and column.
     fn parse_json(&self) -> Result<Value, PipelineError> {
         serde_json::from_slice(self.bytes)
-            .map_err(|error| PipelineError::new(self.name, format!("invalid JSON ({error})")))
+            .map_err(|error| PipelineError::invalid_json(self.name, &error))
     }
 }

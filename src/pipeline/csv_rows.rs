@@ -76,17 +76,19 @@ pub fn parse_csv_rows(
 }
 
 fn line_of(record: &ByteRecord) -> usize {
-    record.position().map_or(0, |position| {
-        usize::try_from(position.line()).unwrap_or(usize::MAX)
-    })
+    record.position().map_or(0, line_number)
+}
+
+fn line_number(position: &csv::Position) -> usize {
+    usize::try_from(position.line()).unwrap_or(usize::MAX)
 }
 
 fn csv_error(file: &str, error: &csv::Error) -> PipelineError {
-    let mut result = PipelineError::new(file, format!("unreadable CSV ({error})"));
-    if let Some(position) = error.position() {
-        result = result.at_row(usize::try_from(position.line()).unwrap_or(usize::MAX));
+    let result = PipelineError::new(file, format!("unreadable CSV ({error})"));
+    match error.position() {
+        Some(position) => result.at_row(line_number(position)),
+        None => result,
     }
-    result
 }
 
 fn column_label(header: Option<&[String]>, index: usize) -> String {

@@ -53,22 +53,12 @@ pub fn bench_pipeline(rows: usize) -> BenchReport {
     let rows = rows.min(MAX_JOBS);
     let csv = job_csv(rows);
     let jobs = rows.max(1);
-    let tune =
-        format!(r#"{{"tune": {{"AGENTS": {BENCH_AGENTS}, "JOBS": {jobs}, "SCREEN_VISIBLE": 0}}}}"#);
+    let tune = format!(r#"{{"tune": {{"AGENTS": {BENCH_AGENTS}, "JOBS": {jobs}, "SCREEN_VISIBLE": 0}}}}"#);
     let input = ProjectInput {
-        template: NamedBytes {
-            name: "config/config_template.json",
-            bytes: BENCH_TEMPLATE.as_bytes(),
-        },
-        tune: Some(NamedBytes {
-            name: "config/config_local.json",
-            bytes: tune.as_bytes(),
-        }),
+        template: NamedBytes { name: "config/config_template.json", bytes: BENCH_TEMPLATE.as_bytes() },
+        tune: Some(NamedBytes { name: "config/config_local.json", bytes: tune.as_bytes() }),
         data_agent: None,
-        data_job: Some(NamedBytes {
-            name: "config/data_job.csv",
-            bytes: csv.as_bytes(),
-        }),
+        data_job: Some(NamedBytes { name: "config/data_job.csv", bytes: csv.as_bytes() }),
         run_id: None,
     };
 
@@ -137,10 +127,7 @@ mod tests {
     fn bench_csv_rows_carry_a_json_object_cell() {
         let csv = job_csv(2);
         let rows = crate::pipeline::parse_csv_rows(
-            NamedBytes {
-                name: "config/data_job.csv",
-                bytes: csv.as_bytes(),
-            },
+            NamedBytes { name: "config/data_job.csv", bytes: csv.as_bytes() },
             crate::pipeline::RowTarget::Job,
             None,
         )

@@ -45,10 +45,7 @@ pub fn parse_csv_rows(
     tune: Option<&Tune>,
 ) -> Result<Vec<Map<String, Value>>, PipelineError> {
     let bytes = file.bytes.strip_prefix(UTF8_BOM).unwrap_or(file.bytes);
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(bytes);
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(bytes);
     let mut record = ByteRecord::new();
     let mut header: Option<Vec<String>> = None;
     let mut rows = Vec::new();
@@ -144,12 +141,9 @@ fn parse_header(cells: &[&str], file: &str, row: usize) -> Result<Vec<String>, P
     for (index, name) in cells.iter().enumerate() {
         let column = index + 1;
         if name.is_empty() {
-            return Err(PipelineError::new(
-                file,
-                "empty column name in the header row; give every column a name",
-            )
-            .at_row(row)
-            .at_field(format!("column {column}")));
+            return Err(PipelineError::new(file, "empty column name in the header row; give every column a name")
+                .at_row(row)
+                .at_field(format!("column {column}")));
         }
         if let Some(first) = first_column.insert(name, column) {
             return Err(PipelineError::new(
@@ -186,20 +180,12 @@ fn parse_row(
 }
 
 fn cell_count_error(cells: &[&str], header: &[String], file: &str, row: usize) -> PipelineError {
-    let mut message = format!(
-        "{} cells, header has {} ({})",
-        cells.len(),
-        header.len(),
-        header.join(",")
-    );
-    let split_json = cells.iter().any(|cell| {
-        (cell.starts_with('{') && !cell.ends_with('}'))
-            || (cell.starts_with('[') && !cell.ends_with(']'))
-    });
+    let mut message = format!("{} cells, header has {} ({})", cells.len(), header.len(), header.join(","));
+    let split_json = cells
+        .iter()
+        .any(|cell| (cell.starts_with('{') && !cell.ends_with('}')) || (cell.starts_with('[') && !cell.ends_with(']')));
     if cells.len() > header.len() && split_json {
-        message.push_str(
-            "; a JSON cell containing commas must be quoted, e.g. \"{\"\"a\"\":1,\"\"b\"\":2}\"",
-        );
+        message.push_str("; a JSON cell containing commas must be quoted, e.g. \"{\"\"a\"\":1,\"\"b\"\":2}\"");
     }
     PipelineError::new(file, message).at_row(row)
 }
@@ -209,17 +195,8 @@ fn looks_like_json(text: &str) -> bool {
     (text.starts_with('{') && text.ends_with('}')) || (text.starts_with('[') && text.ends_with(']'))
 }
 
-fn parse_json_text(
-    text: &str,
-    file: &str,
-    row: usize,
-    field: impl FnOnce() -> String,
-) -> Result<Value, PipelineError> {
-    serde_json::from_str(text).map_err(|error| {
-        PipelineError::invalid_json(file, &error)
-            .at_row(row)
-            .at_field(field())
-    })
+fn parse_json_text(text: &str, file: &str, row: usize, field: impl FnOnce() -> String) -> Result<Value, PipelineError> {
+    serde_json::from_str(text).map_err(|error| PipelineError::invalid_json(file, &error).at_row(row).at_field(field()))
 }
 
 fn cell_value(cell: &str, file: &str, row: usize, column: &str) -> Result<Value, PipelineError> {
@@ -244,12 +221,7 @@ fn cell_value(cell: &str, file: &str, row: usize, column: &str) -> Result<Value,
     Ok(value)
 }
 
-fn parse_inner(
-    inner: &mut Value,
-    file: &str,
-    row: usize,
-    field: impl FnOnce() -> String,
-) -> Result<(), PipelineError> {
+fn parse_inner(inner: &mut Value, file: &str, row: usize, field: impl FnOnce() -> String) -> Result<(), PipelineError> {
     if let Value::String(text) = inner
         && looks_like_json(text)
     {

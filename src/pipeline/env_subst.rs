@@ -30,20 +30,12 @@ pub struct ErrorContext<'a> {
 impl<'a> ErrorContext<'a> {
     /// A whole JSON document: errors name the path from its root.
     pub fn document(file: &'a str) -> Self {
-        Self {
-            file,
-            row: None,
-            field: None,
-        }
+        Self { file, row: None, field: None }
     }
 
     /// One CSV cell: errors name the row and the column (plus the path inside the cell).
     pub fn cell(file: &'a str, row: usize, column: &'a str) -> Self {
-        Self {
-            file,
-            row: Some(row),
-            field: Some(column),
-        }
+        Self { file, row: Some(row), field: Some(column) }
     }
 }
 
@@ -63,10 +55,7 @@ pub fn parse_tune(file: NamedBytes) -> Result<Tune, PipelineError> {
             ));
         }
     };
-    Ok(Tune {
-        name: file.name.to_owned(),
-        values,
-    })
+    Ok(Tune { name: file.name.to_owned(), values })
 }
 
 /// The object under `tune` when it is the only key and holds an object, else `map` itself.
@@ -83,11 +72,7 @@ fn unwrap_tune(mut map: Map<String, Value>) -> Map<String, Value> {
 /// `$env_` by the tune value under the rest of the name, keeping that value's JSON type.
 /// Substituted values are inserted as they are and not scanned again, so a tune value can
 /// never expand into itself. Object keys are never substituted.
-pub fn substitute_env(
-    value: &mut Value,
-    tune: Option<&Tune>,
-    ctx: &ErrorContext,
-) -> Result<(), PipelineError> {
+pub fn substitute_env(value: &mut Value, tune: Option<&Tune>, ctx: &ErrorContext) -> Result<(), PipelineError> {
     substitute(value, tune).map_err(|unknown| unknown.into_error(tune, ctx))
 }
 
@@ -117,10 +102,7 @@ impl UnknownPlaceholder {
                 self.name
             ),
         };
-        let mut error = PipelineError::new(
-            ctx.file,
-            format!("unknown placeholder {ENV_PREFIX}{} ({why})", self.name),
-        );
+        let mut error = PipelineError::new(ctx.file, format!("unknown placeholder {ENV_PREFIX}{} ({why})", self.name));
         if let Some(row) = ctx.row {
             error = error.at_row(row);
         }
@@ -156,12 +138,9 @@ fn substitute(value: &mut Value, tune: Option<&Tune>) -> Result<(), UnknownPlace
     match value {
         Value::String(text) => {
             if let Some(name) = text.strip_prefix(ENV_PREFIX) {
-                let replacement = tune.and_then(|tune| tune.values.get(name)).ok_or_else(|| {
-                    UnknownPlaceholder {
-                        name: name.to_owned(),
-                        path_reversed: Vec::new(),
-                    }
-                })?;
+                let replacement = tune
+                    .and_then(|tune| tune.values.get(name))
+                    .ok_or_else(|| UnknownPlaceholder { name: name.to_owned(), path_reversed: Vec::new() })?;
                 *value = replacement.clone();
             }
         }

@@ -22,12 +22,7 @@ pub struct PipelineError {
 impl PipelineError {
     /// An error about `file` as a whole.
     pub fn new(file: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            file: file.into(),
-            row: None,
-            field: None,
-            message: message.into(),
-        }
+        Self { file: file.into(), row: None, field: None, message: message.into() }
     }
 
     /// A JSON syntax error in `file`; serde_json's text names the line and column.
@@ -97,26 +92,15 @@ mod tests {
 
     #[test]
     fn display_names_file_row_and_field() {
-        let error = PipelineError::new("config/data_job.csv", "invalid JSON (oops)")
-            .at_row(7)
-            .at_field("payload");
-        assert_eq!(
-            error.to_string(),
-            "config/data_job.csv row 7, field payload: invalid JSON (oops)"
-        );
+        let error = PipelineError::new("config/data_job.csv", "invalid JSON (oops)").at_row(7).at_field("payload");
+        assert_eq!(error.to_string(), "config/data_job.csv row 7, field payload: invalid JSON (oops)");
     }
 
     #[test]
     fn display_names_file_and_row_without_field() {
-        let error = PipelineError::new(
-            "config/data_job.csv",
-            "4 cells, header has 3 (account,message,payload)",
-        )
-        .at_row(7);
-        assert_eq!(
-            error.to_string(),
-            "config/data_job.csv row 7: 4 cells, header has 3 (account,message,payload)"
-        );
+        let error =
+            PipelineError::new("config/data_job.csv", "4 cells, header has 3 (account,message,payload)").at_row(7);
+        assert_eq!(error.to_string(), "config/data_job.csv row 7: 4 cells, header has 3 (account,message,payload)");
     }
 
     #[test]
@@ -132,10 +116,7 @@ mod tests {
     #[test]
     fn display_names_file_only() {
         let error = PipelineError::new("config/config_local.json", "must be a JSON object");
-        assert_eq!(
-            error.to_string(),
-            "config/config_local.json: must be a JSON object"
-        );
+        assert_eq!(error.to_string(), "config/config_local.json: must be a JSON object");
     }
 
     #[test]
@@ -145,9 +126,6 @@ mod tests {
         assert_eq!(describe(&json!(true)), "true");
         assert_eq!(describe(&json!([1])), "an array");
         assert_eq!(describe(&json!({"a": 1})), "an object");
-        assert_eq!(
-            describe(&json!("x".repeat(50))),
-            format!("\"{}\"…", "x".repeat(40))
-        );
+        assert_eq!(describe(&json!("x".repeat(50))), format!("\"{}\"…", "x".repeat(40)));
     }
 }

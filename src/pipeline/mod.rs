@@ -21,9 +21,8 @@ pub use error::PipelineError;
 pub use merge::deep_merge;
 pub use plan::{ProjectInput, RunPlan, plan_run};
 pub use settings::{
-    DEFAULT_IMAGE_NAME, DEFAULT_IMAGE_VERSION, DEFAULT_JOB_TIMEOUT_SECS, DEFAULT_MAX_ATTEMPTS,
-    MAX_AGENTS, MAX_ATTEMPTS_LIMIT, MAX_JOB_TIMEOUT_SECS, MAX_JOBS, RunSettings,
-    parse_run_settings,
+    DEFAULT_IMAGE_NAME, DEFAULT_IMAGE_VERSION, DEFAULT_JOB_TIMEOUT_SECS, DEFAULT_MAX_ATTEMPTS, MAX_AGENTS,
+    MAX_ATTEMPTS_LIMIT, MAX_JOB_TIMEOUT_SECS, MAX_JOBS, RunSettings, parse_run_settings,
 };
 
 /// The content of one project file with the path shown in errors (e.g. `config/data_job.csv`).
@@ -36,7 +35,6 @@ pub struct NamedBytes<'a> {
 impl NamedBytes<'_> {
     /// Parses the whole file as one JSON document; a syntax error names line and column.
     fn parse_json(&self) -> Result<Value, PipelineError> {
-        serde_json::from_slice(self.bytes)
-            .map_err(|error| PipelineError::invalid_json(self.name, &error))
+        serde_json::from_slice(self.bytes).map_err(|error| PipelineError::invalid_json(self.name, &error))
     }
 }

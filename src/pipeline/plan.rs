@@ -63,19 +63,16 @@ pub fn plan_run(input: &ProjectInput) -> Result<RunPlan, PipelineError> {
     let tune = input.tune.map(parse_tune).transpose()?;
     let tune = tune.as_ref();
 
-    let mut run_message = take_section(&mut template, RUN_MESSAGE, template_name, tune)?
-        .ok_or_else(|| {
-            PipelineError::new(
-                template_name,
-                "key is missing; the template needs a run_message object \
+    let mut run_message = take_section(&mut template, RUN_MESSAGE, template_name, tune)?.ok_or_else(|| {
+        PipelineError::new(
+            template_name,
+            "key is missing; the template needs a run_message object \
                  (with number_of_agents and number_of_jobs)",
-            )
-            .at_field(RUN_MESSAGE)
-        })?;
-    let default_agent = take_section(&mut template, DEFAULT_AGENT_MESSAGE, template_name, tune)?
-        .unwrap_or_default();
-    let default_job =
-        take_section(&mut template, DEFAULT_JOB_MESSAGE, template_name, tune)?.unwrap_or_default();
+        )
+        .at_field(RUN_MESSAGE)
+    })?;
+    let default_agent = take_section(&mut template, DEFAULT_AGENT_MESSAGE, template_name, tune)?.unwrap_or_default();
+    let default_job = take_section(&mut template, DEFAULT_JOB_MESSAGE, template_name, tune)?.unwrap_or_default();
 
     let agent_rows = csv_rows(input.data_agent, RowTarget::Agent, tune)?;
     let job_rows = csv_rows(input.data_job, RowTarget::Job, tune)?;
@@ -86,44 +83,18 @@ pub fn plan_run(input: &ProjectInput) -> Result<RunPlan, PipelineError> {
     let run_message = Value::Object(run_message);
     let settings = parse_run_settings(&run_message, template_name, job_rows.len())?;
 
-    check_row_count(
-        input.data_agent,
-        agent_rows.len(),
-        settings.number_of_agents,
-        "number_of_agents",
-    )?;
-    check_row_count(
-        input.data_job,
-        job_rows.len(),
-        settings.number_of_jobs,
-        "number_of_jobs",
-    )?;
+    check_row_count(input.data_agent, agent_rows.len(), settings.number_of_agents, "number_of_agents")?;
+    check_row_count(input.data_job, job_rows.len(), settings.number_of_jobs, "number_of_jobs")?;
 
-    let agent_messages = build_messages(
-        &default_agent,
-        agent_rows,
-        settings.number_of_agents,
-        |index, message| {
-            message.insert("run_id".to_owned(), run_id_value.clone());
-            message.insert("pod_index".to_owned(), Value::from(index));
-        },
-    );
-    let job_messages = build_messages(
-        &default_job,
-        job_rows,
-        settings.number_of_jobs,
-        |_, message| {
-            message.insert("run_id".to_owned(), run_id_value.clone());
-        },
-    );
+    let agent_messages = build_messages(&default_agent, agent_rows, settings.number_of_agents, |index, message| {
+        message.insert("run_id".to_owned(), run_id_value.clone());
+        message.insert("pod_index".to_owned(), Value::from(index));
+    });
+    let job_messages = build_messages(&default_job, job_rows, settings.number_of_jobs, |_, message| {
+        message.insert("run_id".to_owned(), run_id_value.clone());
+    });
 
-    Ok(RunPlan {
-        run_id,
-        run_message,
-        settings,
-        agent_messages,
-        job_messages,
-    })
+    Ok(RunPlan { run_id, run_message, settings, agent_messages, job_messages })
 }
 
 /// Removes one section of the template, substitutes its placeholders and checks it is an
@@ -137,19 +108,13 @@ fn take_section(
     let Some(mut section) = template.remove(key) else {
         return Ok(None);
     };
-    let ctx = ErrorContext {
-        file: template_name,
-        row: None,
-        field: Some(key),
-    };
+    let ctx = ErrorContext { file: template_name, row: None, field: Some(key) };
     substitute_env(&mut section, tune, &ctx)?;
     match section {
         Value::Object(map) => Ok(Some(map)),
-        other => Err(PipelineError::new(
-            template_name,
-            format!("must be a JSON object, got {}", kind(&other)),
-        )
-        .at_field(key)),
+        other => {
+            Err(PipelineError::new(template_name, format!("must be a JSON object, got {}", kind(&other))).at_field(key))
+        }
     }
 }
 
@@ -164,12 +129,7 @@ fn csv_rows(
     }
 }
 
-fn check_row_count(
-    file: Option<NamedBytes>,
-    rows: usize,
-    count: usize,
-    count_key: &str,
-) -> Result<(), PipelineError> {
+fn check_row_count(file: Option<NamedBytes>, rows: usize, count: usize, count_key: &str) -> Result<(), PipelineError> {
     match file {
         Some(file) if rows > count => Err(PipelineError::new(
             file.name,

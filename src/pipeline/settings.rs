@@ -48,16 +48,10 @@ pub fn parse_run_settings(
     job_rows: usize,
 ) -> Result<RunSettings, PipelineError> {
     let Value::Object(map) = run_message else {
-        return Err(PipelineError::new(
-            template_name,
-            format!("must be a JSON object, got {}", kind(run_message)),
-        )
-        .at_field("run_message"));
+        return Err(PipelineError::new(template_name, format!("must be a JSON object, got {}", kind(run_message)))
+            .at_field("run_message"));
     };
-    let fields = Fields {
-        map,
-        file: template_name,
-    };
+    let fields = Fields { map, file: template_name };
 
     let number_of_agents = match fields.integer("number_of_agents", 1, MAX_AGENTS as u64)? {
         Some(agents) => agents,
@@ -87,21 +81,17 @@ pub fn parse_run_settings(
             ));
         }
     };
-    let job_timeout_secs = fields
-        .integer("job_timeout_secs", 1, MAX_JOB_TIMEOUT_SECS)?
-        .unwrap_or(DEFAULT_JOB_TIMEOUT_SECS);
-    let max_attempts = fields
-        .integer("max_attempts", 1, u64::from(MAX_ATTEMPTS_LIMIT))?
-        .unwrap_or(u64::from(DEFAULT_MAX_ATTEMPTS));
+    let job_timeout_secs =
+        fields.integer("job_timeout_secs", 1, MAX_JOB_TIMEOUT_SECS)?.unwrap_or(DEFAULT_JOB_TIMEOUT_SECS);
+    let max_attempts =
+        fields.integer("max_attempts", 1, u64::from(MAX_ATTEMPTS_LIMIT))?.unwrap_or(u64::from(DEFAULT_MAX_ATTEMPTS));
 
     // The bounds checked above make these conversions lossless.
     Ok(RunSettings {
         number_of_agents: usize::try_from(number_of_agents).unwrap_or(MAX_AGENTS),
         number_of_jobs: usize::try_from(number_of_jobs).unwrap_or(MAX_JOBS),
         image_name: fields.image_name()?,
-        image_version: fields
-            .text("image_version", true)?
-            .unwrap_or_else(|| DEFAULT_IMAGE_VERSION.to_owned()),
+        image_version: fields.text("image_version", true)?.unwrap_or_else(|| DEFAULT_IMAGE_VERSION.to_owned()),
         agent_cpu: fields.text("agent_cpu", true)?,
         agent_memory: fields.text("agent_memory", true)?,
         worker_command: fields.worker_command()?,
@@ -150,11 +140,7 @@ impl Fields<'_> {
             Some(Value::String(text)) => Ok(Some(text.trim().to_owned())),
             Some(Value::Number(number)) if numbers => Ok(Some(number.to_string())),
             Some(other) => {
-                let expected = if numbers {
-                    "a string or a number"
-                } else {
-                    "a string"
-                };
+                let expected = if numbers { "a string or a number" } else { "a string" };
                 Err(self.error(key, format!("expected {expected}, got {}", describe(other))))
             }
         }
@@ -166,14 +152,10 @@ impl Fields<'_> {
         {
             return Err(self.error(
                 "image_name",
-                format!(
-                    "is empty; name the agent image, or remove the key to use {DEFAULT_IMAGE_NAME}"
-                ),
+                format!("is empty; name the agent image, or remove the key to use {DEFAULT_IMAGE_NAME}"),
             ));
         }
-        Ok(self
-            .text("image_name", false)?
-            .unwrap_or_else(|| DEFAULT_IMAGE_NAME.to_owned()))
+        Ok(self.text("image_name", false)?.unwrap_or_else(|| DEFAULT_IMAGE_NAME.to_owned()))
     }
 
     fn worker_command(&self) -> Result<Option<Vec<String>>, PipelineError> {
@@ -185,30 +167,18 @@ impl Fields<'_> {
                 .iter()
                 .map(|item| match item {
                     Value::String(word) => Ok(word.clone()),
-                    other => Err(self.error(
-                        KEY,
-                        format!("expected an array of strings, found {}", describe(other)),
-                    )),
+                    other => Err(self.error(KEY, format!("expected an array of strings, found {}", describe(other)))),
                 })
                 .collect::<Result<_, _>>()?,
             Some(other) => {
-                return Err(self.error(
-                    KEY,
-                    format!(
-                        "expected an array of strings or a string, got {}",
-                        describe(other)
-                    ),
-                ));
+                return Err(
+                    self.error(KEY, format!("expected an array of strings or a string, got {}", describe(other)))
+                );
             }
         };
-        if words
-            .first()
-            .is_none_or(|program| program.trim().is_empty())
-        {
-            return Err(self.error(
-                KEY,
-                "names no program; give the command to run, or remove the key to use the Python helper",
-            ));
+        if words.first().is_none_or(|program| program.trim().is_empty()) {
+            return Err(self
+                .error(KEY, "names no program; give the command to run, or remove the key to use the Python helper"));
         }
         Ok(Some(words))
     }
@@ -225,10 +195,7 @@ fn as_integer(value: &Value) -> Option<i128> {
                 Some(i128::from(integer))
             } else {
                 // Exactly representable and far inside i128, so the cast is exact.
-                number
-                    .as_f64()
-                    .filter(|float| float.fract() == 0.0 && float.abs() < 1e30)
-                    .map(|float| float as i128)
+                number.as_f64().filter(|float| float.fract() == 0.0 && float.abs() < 1e30).map(|float| float as i128)
             }
         }
         Value::String(text) => text.trim().parse::<i128>().ok(),

@@ -7,15 +7,8 @@ use super::*;
 
 const JOBS: &str = "config/data_job.csv";
 
-fn parse_with(
-    text: &[u8],
-    target: RowTarget,
-    tune: Option<&Tune>,
-) -> Result<Vec<Value>, PipelineError> {
-    let file = NamedBytes {
-        name: JOBS,
-        bytes: text,
-    };
+fn parse_with(text: &[u8], target: RowTarget, tune: Option<&Tune>) -> Result<Vec<Value>, PipelineError> {
+    let file = NamedBytes { name: JOBS, bytes: text };
     parse_csv_rows(file, target, tune).map(|rows| rows.into_iter().map(Value::Object).collect())
 }
 
@@ -49,10 +42,7 @@ fn csv_utf8_bom_is_stripped() {
 
 #[test]
 fn csv_empty_cell_stays_empty_string() {
-    assert_eq!(
-        rows("a,b,c\n,x,\n"),
-        [json!({"a": "", "b": "x", "c": "", "targetted_job": 0})]
-    );
+    assert_eq!(rows("a,b,c\n,x,\n"), [json!({"a": "", "b": "x", "c": "", "targetted_job": 0})]);
 }
 
 #[test]
@@ -73,10 +63,7 @@ fn csv_json_object_cell_is_parsed() {
 
 #[test]
 fn csv_json_array_cell_is_parsed() {
-    assert_eq!(
-        rows("list\n\"[1, \"\"two\"\", null]\"\n"),
-        [json!({"list": [1, "two", null], "targetted_job": 0})]
-    );
+    assert_eq!(rows("list\n\"[1, \"\"two\"\", null]\"\n"), [json!({"list": [1, "two", null], "targetted_job": 0})]);
 }
 
 #[test]
@@ -117,10 +104,7 @@ fn csv_json_cell_inner_strings_parsed_one_level() {
 #[test]
 fn csv_json_array_cell_inner_strings_parsed() {
     let text = "list\n\"[\"\"{\\\"\"a\\\"\": 1}\"\", \"\"x\"\"]\"\n";
-    assert_eq!(
-        rows(text),
-        [json!({"list": [{"a": 1}, "x"], "targetted_job": 0})]
-    );
+    assert_eq!(rows(text), [json!({"list": [{"a": 1}, "x"], "targetted_job": 0})]);
 }
 
 #[test]
@@ -138,16 +122,10 @@ fn csv_invalid_json_cell_names_file_row_and_column() {
 #[test]
 fn csv_invalid_inner_json_names_inner_path() {
     let error = rejected("payload\n\"{\"\"a\"\": \"\"{oops}\"\"}\"\n");
-    assert_eq!(
-        (error.row, error.field.as_deref()),
-        (Some(2), Some("payload.a"))
-    );
+    assert_eq!((error.row, error.field.as_deref()), (Some(2), Some("payload.a")));
     assert!(error.message.starts_with("invalid JSON ("), "{error}");
     let error = rejected("list\n\"[1, \"\"[oops]\"\"]\"\n");
-    assert_eq!(
-        (error.row, error.field.as_deref()),
-        (Some(2), Some("list[1]"))
-    );
+    assert_eq!((error.row, error.field.as_deref()), (Some(2), Some("list[1]")));
 }
 
 #[test]
@@ -160,13 +138,7 @@ fn csv_rows_get_targetted_job_index() {
 #[test]
 fn csv_rows_get_targetted_agent_index() {
     let parsed = parse_with(b"a\nx\ny\n", RowTarget::Agent, None).expect("valid CSV");
-    assert_eq!(
-        parsed,
-        [
-            json!({"a": "x", "targetted_agent": 0}),
-            json!({"a": "y", "targetted_agent": 1})
-        ]
-    );
+    assert_eq!(parsed, [json!({"a": "x", "targetted_agent": 0}), json!({"a": "y", "targetted_agent": 1})]);
 }
 
 #[test]
@@ -189,10 +161,7 @@ fn csv_blank_lines_are_skipped_and_rows_count_lines() {
     let text = "\na,b\nx,1\n\n   \ny,2\n\n";
     assert_eq!(
         rows(text),
-        [
-            json!({"a": "x", "b": "1", "targetted_job": 0}),
-            json!({"a": "y", "b": "2", "targetted_job": 1}),
-        ]
+        [json!({"a": "x", "b": "1", "targetted_job": 0}), json!({"a": "y", "b": "2", "targetted_job": 1}),]
     );
     let error = rejected("a,b\nx,1\n\n   \ny\n");
     assert_eq!(error.row, Some(5), "rows are the lines seen in an editor");
@@ -200,21 +169,12 @@ fn csv_blank_lines_are_skipped_and_rows_count_lines() {
 
 #[test]
 fn csv_one_column_quoted_empty_cell_is_a_row() {
-    assert_eq!(
-        rows("a\n\"\"\nx\n"),
-        [
-            json!({"a": "", "targetted_job": 0}),
-            json!({"a": "x", "targetted_job": 1})
-        ]
-    );
+    assert_eq!(rows("a\n\"\"\nx\n"), [json!({"a": "", "targetted_job": 0}), json!({"a": "x", "targetted_job": 1})]);
 }
 
 #[test]
 fn csv_crlf_line_endings() {
-    assert_eq!(
-        rows("a,b\r\nx,y\r\n"),
-        [json!({"a": "x", "b": "y", "targetted_job": 0})]
-    );
+    assert_eq!(rows("a,b\r\nx,y\r\n"), [json!({"a": "x", "b": "y", "targetted_job": 0})]);
 }
 
 #[test]
@@ -222,10 +182,7 @@ fn csv_wrong_cell_count_names_row_and_header() {
     let text = "account,message,payload\n1,2,3\n1,2,3\n1,2,3\n1,2,3\n1,2,3\n1,2,3,4\n";
     let error = rejected(text);
     assert_eq!((error.row, error.field.as_deref()), (Some(7), None));
-    assert_eq!(
-        error.to_string(),
-        "config/data_job.csv row 7: 4 cells, header has 3 (account,message,payload)"
-    );
+    assert_eq!(error.to_string(), "config/data_job.csv row 7: 4 cells, header has 3 (account,message,payload)");
 }
 
 #[test]
@@ -240,9 +197,9 @@ fn csv_unquoted_json_with_commas_hints_at_quoting() {
     let error = rejected("site,fingerprint\nx,{\"a\":1,\"b\":2}\n");
     assert_eq!(error.row, Some(2));
     assert!(
-        error.message.starts_with(
-            "3 cells, header has 2 (site,fingerprint); a JSON cell containing commas must be quoted"
-        ),
+        error
+            .message
+            .starts_with("3 cells, header has 2 (site,fingerprint); a JSON cell containing commas must be quoted"),
         "{error}"
     );
 }
@@ -250,48 +207,29 @@ fn csv_unquoted_json_with_commas_hints_at_quoting() {
 #[test]
 fn csv_duplicate_header_names_the_column() {
     let error = rejected("account, message ,account\nx,y,z\n");
-    assert_eq!(
-        (error.row, error.field.as_deref()),
-        (Some(1), Some("account"))
-    );
-    assert!(
-        error
-            .message
-            .starts_with("duplicate column name (columns 1 and 3)"),
-        "{error}"
-    );
+    assert_eq!((error.row, error.field.as_deref()), (Some(1), Some("account")));
+    assert!(error.message.starts_with("duplicate column name (columns 1 and 3)"), "{error}");
 }
 
 #[test]
 fn csv_empty_header_name_names_the_column() {
     let error = rejected("account,,payload\nx,y,z\n");
-    assert_eq!(
-        (error.row, error.field.as_deref()),
-        (Some(1), Some("column 2"))
-    );
+    assert_eq!((error.row, error.field.as_deref()), (Some(1), Some("column 2")));
     assert!(error.message.starts_with("empty column name"), "{error}");
 }
 
 #[test]
 fn csv_non_utf8_cell_names_row_and_column() {
-    let error = parse_with(b"account,message\nalice,caf\xe9\n", RowTarget::Job, None)
-        .expect_err("latin-1 byte");
+    let error = parse_with(b"account,message\nalice,caf\xe9\n", RowTarget::Job, None).expect_err("latin-1 byte");
     assert_eq!(error.file, JOBS);
-    assert_eq!(
-        (error.row, error.field.as_deref()),
-        (Some(2), Some("message"))
-    );
+    assert_eq!((error.row, error.field.as_deref()), (Some(2), Some("message")));
     assert!(error.message.starts_with("not valid UTF-8"), "{error}");
 }
 
 #[test]
 fn csv_non_utf8_header_names_row_and_column_number() {
-    let error = parse_with(b"account,m\xffssage\nx,y\n", RowTarget::Job, None)
-        .expect_err("bad header byte");
-    assert_eq!(
-        (error.row, error.field.as_deref()),
-        (Some(1), Some("column 2"))
-    );
+    let error = parse_with(b"account,m\xffssage\nx,y\n", RowTarget::Job, None).expect_err("bad header byte");
+    assert_eq!((error.row, error.field.as_deref()), (Some(1), Some("column 2")));
 }
 
 #[test]
@@ -300,37 +238,23 @@ fn csv_env_placeholder_cell_is_substituted() {
         name: "config/config_local.json".to_owned(),
         values: serde_json::from_str(r#"{"VISIBLE": 0, "HOST": "h"}"#).expect("tune"),
     };
-    let parsed = parse_with(
-        b"visible,proxy\n$env_VISIBLE,{\"host\":\"$env_HOST\"}\n",
-        RowTarget::Job,
-        Some(&tune),
-    )
-    .expect("valid CSV");
-    assert_eq!(
-        parsed,
-        [json!({"visible": 0, "proxy": {"host": "h"}, "targetted_job": 0})]
-    );
+    let parsed = parse_with(b"visible,proxy\n$env_VISIBLE,{\"host\":\"$env_HOST\"}\n", RowTarget::Job, Some(&tune))
+        .expect("valid CSV");
+    assert_eq!(parsed, [json!({"visible": 0, "proxy": {"host": "h"}, "targetted_job": 0})]);
 }
 
 #[test]
 fn csv_unknown_env_placeholder_names_row_and_column() {
     let error = rejected("account,proxy\nalice,x\nbob,{\"host\":\"$env_HOST\"}\n");
     assert_eq!(error.file, JOBS);
-    assert_eq!(
-        (error.row, error.field.as_deref()),
-        (Some(3), Some("proxy.host"))
-    );
-    assert!(
-        error.message.starts_with("unknown placeholder $env_HOST"),
-        "{error}"
-    );
+    assert_eq!((error.row, error.field.as_deref()), (Some(3), Some("proxy.host")));
+    assert!(error.message.starts_with("unknown placeholder $env_HOST"), "{error}");
 }
 
 /// Plain cell text: no surrounding whitespace, not shaped like JSON, no placeholder.
 fn plain_cell() -> impl Strategy<Value = String> {
-    "[a-zA-Z0-9 ,;:\"'{}\\[\\]\né-]{0,10}".prop_filter("plain text", |text| {
-        text.trim() == text && !looks_like_json(text) && !text.starts_with("$env_")
-    })
+    "[a-zA-Z0-9 ,;:\"'{}\\[\\]\né-]{0,10}"
+        .prop_filter("plain text", |text| text.trim() == text && !looks_like_json(text) && !text.starts_with("$env_"))
 }
 
 fn table() -> impl Strategy<Value = (Vec<String>, Vec<Vec<String>>)> {

@@ -14,37 +14,25 @@ fn merged(mut base: Value, overlay: Value) -> Value {
 fn merge_objects_recursively() {
     let base = json!({"a": {"b": {"c": 1, "d": 2}, "e": 3}});
     let overlay = json!({"a": {"b": {"c": 10}}});
-    assert_eq!(
-        merged(base, overlay),
-        json!({"a": {"b": {"c": 10, "d": 2}, "e": 3}})
-    );
+    assert_eq!(merged(base, overlay), json!({"a": {"b": {"c": 10, "d": 2}, "e": 3}}));
 }
 
 #[test]
 fn merge_scalar_replaces_subtree() {
     let base = json!({"proxy": {"host": "h", "port": 1}, "keep": 1});
-    assert_eq!(
-        merged(base, json!({"proxy": "none"})),
-        json!({"proxy": "none", "keep": 1})
-    );
+    assert_eq!(merged(base, json!({"proxy": "none"})), json!({"proxy": "none", "keep": 1}));
 }
 
 #[test]
 fn merge_object_replaces_scalar() {
     let base = json!({"proxy": "none"});
-    assert_eq!(
-        merged(base, json!({"proxy": {"host": "h"}})),
-        json!({"proxy": {"host": "h"}})
-    );
+    assert_eq!(merged(base, json!({"proxy": {"host": "h"}})), json!({"proxy": {"host": "h"}}));
 }
 
 #[test]
 fn merge_arrays_are_replaced_not_merged() {
     let base = json!({"list": [1, 2, 3], "nested": [{"a": 1}]});
-    assert_eq!(
-        merged(base, json!({"list": [9], "nested": [{"b": 2}]})),
-        json!({"list": [9], "nested": [{"b": 2}]})
-    );
+    assert_eq!(merged(base, json!({"list": [9], "nested": [{"b": 2}]})), json!({"list": [9], "nested": [{"b": 2}]}));
 }
 
 #[test]
@@ -58,10 +46,7 @@ fn merge_missing_keys_are_added_at_the_end() {
     let base = json!({"a": 1, "b": 2});
     let result = merged(base, json!({"c": 3, "a": 10}));
     assert_eq!(result, json!({"a": 10, "b": 2, "c": 3}));
-    let keys: Vec<&str> = result
-        .as_object()
-        .map(|map| map.keys().map(String::as_str).collect())
-        .unwrap_or_default();
+    let keys: Vec<&str> = result.as_object().map(|map| map.keys().map(String::as_str).collect()).unwrap_or_default();
     assert_eq!(keys, ["a", "b", "c"], "existing keys keep their place");
 }
 
@@ -113,9 +98,7 @@ fn assert_overlay_present(result: &Value, overlay: &Value, path: &str) {
                 panic!("{path}: expected an object in the result, got {result}");
             };
             for (key, value) in map {
-                let child = result_map
-                    .get(key)
-                    .unwrap_or_else(|| panic!("{path}.{key} missing from the result"));
+                let child = result_map.get(key).unwrap_or_else(|| panic!("{path}.{key} missing from the result"));
                 assert_overlay_present(child, value, &format!("{path}.{key}"));
             }
         }

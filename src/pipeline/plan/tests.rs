@@ -30,11 +30,7 @@ impl Project {
     }
 
     pub(super) fn raw(template: &str) -> Self {
-        Self {
-            template: template.to_owned(),
-            run_id: Uuid::parse_str(RUN_ID).ok(),
-            ..Self::default()
-        }
+        Self { template: template.to_owned(), run_id: Uuid::parse_str(RUN_ID).ok(), ..Self::default() }
     }
 
     pub(super) fn tune(mut self, tune: &str) -> Self {
@@ -54,16 +50,10 @@ impl Project {
 
     pub(super) fn plan(&self) -> Result<RunPlan, PipelineError> {
         fn named<'a>(name: &'a str, text: &'a Option<String>) -> Option<NamedBytes<'a>> {
-            text.as_ref().map(|text| NamedBytes {
-                name,
-                bytes: text.as_bytes(),
-            })
+            text.as_ref().map(|text| NamedBytes { name, bytes: text.as_bytes() })
         }
         plan_run(&ProjectInput {
-            template: NamedBytes {
-                name: TEMPLATE,
-                bytes: self.template.as_bytes(),
-            },
+            template: NamedBytes { name: TEMPLATE, bytes: self.template.as_bytes() },
             tune: named(LOCAL, &self.tune),
             data_agent: named(AGENTS_CSV, &self.data_agent),
             data_job: named(JOBS_CSV, &self.data_job),
@@ -72,8 +62,7 @@ impl Project {
     }
 
     pub(super) fn ok(&self) -> RunPlan {
-        self.plan()
-            .unwrap_or_else(|error| panic!("valid project: {error}"))
+        self.plan().unwrap_or_else(|error| panic!("valid project: {error}"))
     }
 
     pub(super) fn err(&self) -> PipelineError {
@@ -89,13 +78,7 @@ pub(super) fn template(agents: u64, jobs: u64) -> Value {
     })
 }
 
-pub(super) fn assert_error(
-    error: &PipelineError,
-    file: &str,
-    row: Option<usize>,
-    field: Option<&str>,
-    start: &str,
-) {
+pub(super) fn assert_error(error: &PipelineError, file: &str, row: Option<usize>, field: Option<&str>, start: &str) {
     assert_eq!(error.file, file, "{error}");
     assert_eq!(error.row, row, "{error}");
     assert_eq!(error.field.as_deref(), field, "{error}");
@@ -135,10 +118,7 @@ fn plan_messages_carry_identity_fields() {
             json!({"role": "agent", "run_id": RUN_ID, "pod_index": 1}),
         ]
     );
-    assert_eq!(
-        plan.job_messages,
-        vec![json!({"kind": "job", "run_id": RUN_ID}); 3]
-    );
+    assert_eq!(plan.job_messages, vec![json!({"kind": "job", "run_id": RUN_ID}); 3]);
 }
 
 #[test]
@@ -167,18 +147,12 @@ fn plan_identity_fields_win_over_template_and_rows() {
 
 #[test]
 fn plan_rows_merge_into_their_message_with_targetted_index() {
-    let plan = Project::new(template(2, 3))
-        .agents("name\nfirst\n")
-        .jobs("account\na\nb\n")
-        .ok();
+    let plan = Project::new(template(2, 3)).agents("name\nfirst\n").jobs("account\na\nb\n").ok();
     assert_eq!(
         plan.agent_messages[0],
         json!({"role": "agent", "name": "first", "targetted_agent": 0, "run_id": RUN_ID, "pod_index": 0})
     );
-    assert_eq!(
-        plan.agent_messages[1],
-        json!({"role": "agent", "run_id": RUN_ID, "pod_index": 1})
-    );
+    assert_eq!(plan.agent_messages[1], json!({"role": "agent", "run_id": RUN_ID, "pod_index": 1}));
     assert_eq!(
         plan.job_messages,
         [
@@ -201,10 +175,7 @@ fn plan_number_of_jobs_defaults_to_job_rows() {
 fn plan_default_messages_missing_are_empty() {
     let template = json!({"run_message": {"number_of_agents": 1, "number_of_jobs": 1}});
     let plan = Project::new(template).ok();
-    assert_eq!(
-        plan.agent_messages,
-        [json!({"run_id": RUN_ID, "pod_index": 0})]
-    );
+    assert_eq!(plan.agent_messages, [json!({"run_id": RUN_ID, "pod_index": 0})]);
     assert_eq!(plan.job_messages, [json!({"run_id": RUN_ID})]);
 }
 
@@ -225,24 +196,15 @@ fn plan_tune_substitutes_template_values_everywhere() {
 
 #[test]
 fn plan_csv_cells_use_the_tune() {
-    let plan = Project::new(template(1, 1))
-        .tune(r#"{"V": [1]}"#)
-        .jobs("v\n$env_V\n")
-        .ok();
+    let plan = Project::new(template(1, 1)).tune(r#"{"V": [1]}"#).jobs("v\n$env_V\n").ok();
     assert_eq!(plan.job_messages[0]["v"], json!([1]));
 }
 
 #[test]
 fn plan_header_only_csv_means_no_overrides() {
     let plan = Project::new(template(1, 1)).agents("a,b\n").jobs("").ok();
-    assert_eq!(
-        plan.agent_messages[0],
-        json!({"role": "agent", "run_id": RUN_ID, "pod_index": 0})
-    );
-    assert_eq!(
-        plan.job_messages[0],
-        json!({"kind": "job", "run_id": RUN_ID})
-    );
+    assert_eq!(plan.agent_messages[0], json!({"role": "agent", "run_id": RUN_ID, "pod_index": 0}));
+    assert_eq!(plan.job_messages[0], json!({"kind": "job", "run_id": RUN_ID}));
 }
 
 proptest! {

@@ -8,25 +8,13 @@ use super::{AGENTS_CSV, JOBS_CSV, LOCAL, Project, TEMPLATE, assert_error, templa
 fn plan_number_of_jobs_missing_without_rows() {
     let template = json!({"run_message": {"number_of_agents": 1}});
     let error = Project::new(template).jobs("a\n").err();
-    assert_error(
-        &error,
-        TEMPLATE,
-        None,
-        Some("run_message.number_of_jobs"),
-        "key is missing",
-    );
+    assert_error(&error, TEMPLATE, None, Some("run_message.number_of_jobs"), "key is missing");
 }
 
 #[test]
 fn plan_number_of_agents_zero_is_an_error() {
     let error = Project::new(template(0, 1)).err();
-    assert_error(
-        &error,
-        TEMPLATE,
-        None,
-        Some("run_message.number_of_agents"),
-        "must be at least 1",
-    );
+    assert_error(&error, TEMPLATE, None, Some("run_message.number_of_agents"), "must be at least 1");
 }
 
 #[test]
@@ -34,13 +22,7 @@ fn plan_default_agent_message_not_an_object() {
     let mut template = template(1, 1);
     template["default_agent_message"] = json!("text");
     let error = Project::new(template).err();
-    assert_error(
-        &error,
-        TEMPLATE,
-        None,
-        Some("default_agent_message"),
-        "must be a JSON object, got a string",
-    );
+    assert_error(&error, TEMPLATE, None, Some("default_agent_message"), "must be a JSON object, got a string");
 }
 
 #[test]
@@ -48,13 +30,7 @@ fn plan_default_job_message_not_an_object() {
     let mut template = template(1, 1);
     template["default_job_message"] = json!(null);
     let error = Project::new(template).err();
-    assert_error(
-        &error,
-        TEMPLATE,
-        None,
-        Some("default_job_message"),
-        "must be a JSON object, got null",
-    );
+    assert_error(&error, TEMPLATE, None, Some("default_job_message"), "must be a JSON object, got null");
 }
 
 #[test]
@@ -67,38 +43,20 @@ fn plan_template_invalid_json_names_line_and_column() {
 #[test]
 fn plan_template_not_an_object() {
     let error = Project::raw("[1, 2]").err();
-    assert_error(
-        &error,
-        TEMPLATE,
-        None,
-        None,
-        "must be a JSON object with run_message",
-    );
+    assert_error(&error, TEMPLATE, None, None, "must be a JSON object with run_message");
     assert!(error.message.ends_with("got an array"), "{error}");
 }
 
 #[test]
 fn plan_run_message_missing() {
     let error = Project::new(json!({"default_agent_message": {}})).err();
-    assert_error(
-        &error,
-        TEMPLATE,
-        None,
-        Some("run_message"),
-        "key is missing",
-    );
+    assert_error(&error, TEMPLATE, None, Some("run_message"), "key is missing");
 }
 
 #[test]
 fn plan_run_message_not_an_object() {
     let error = Project::new(json!({"run_message": [1]})).err();
-    assert_error(
-        &error,
-        TEMPLATE,
-        None,
-        Some("run_message"),
-        "must be a JSON object, got an array",
-    );
+    assert_error(&error, TEMPLATE, None, Some("run_message"), "must be a JSON object, got an array");
 }
 
 #[test]
@@ -161,11 +119,5 @@ fn plan_more_agent_rows_than_agents() {
 #[test]
 fn plan_more_job_rows_than_jobs() {
     let error = Project::new(template(1, 2)).jobs("a\n1\n2\n3\n").err();
-    assert_error(
-        &error,
-        JOBS_CSV,
-        None,
-        None,
-        "3 rows but run_message.number_of_jobs is 2",
-    );
+    assert_error(&error, JOBS_CSV, None, None, "3 rows but run_message.number_of_jobs is 2");
 }

@@ -14,6 +14,11 @@ use super::error::Limit;
 use super::limits::CappedReader;
 use super::{Project, ProjectError, ProjectLimits};
 
+/// Unix file-type bits, as zip's external attributes carry them.
+const S_IFMT: u32 = 0o170_000;
+const S_IFDIR: u32 = 0o040_000;
+const S_IFREG: u32 = 0o100_000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ArchiveFormat {
     Zip,
@@ -81,13 +86,14 @@ fn read_zip(name: &str, bytes: &[u8], set: &mut FileSet) -> Result<(), ProjectEr
             other => broken(format!("entry #{index} cannot be read: {other}")),
         })?;
         let raw = entry.name().to_owned();
-        if entry.is_dir() {
+        let mode = entry.unix_mode().unwrap_or(0);
+        let kind = mode & S_IFMT;
+        if entry.is_dir() || kind == S_IFDIR {
             set.check_dir(&raw)?;
             continue;
         }
-        let mode = entry.unix_mode().unwrap_or(0);
-        let kind = mode & 0o170_000;
-        if kind != 0 && kind != 0o100_000 {
+        // Zips made outside unix carry no file type: plain files.
+        if kind != 0 && kind != S_IFREG {
             return Err(ProjectError::unsafe_path(raw, "a link or special file; archives may hold only plain files"));
         }
         set.add_entry(&raw, &mut entry, mode & 0o111 != 0, |error| {

@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::error::{Limit, ProjectError};
 use super::limits::{ProjectLimits, read_capped};
-use super::path::{junk_prefix, normalise};
+use super::path::{junk_prefix, normalise, normalise_dir};
 use super::{PYTHON_CODE_PATH, Project, ProjectFile, TEMPLATE_PATH, TuneKind};
 
 /// What to do when a path is already present.
@@ -58,7 +58,7 @@ impl FileSet {
     /// A directory entry of an archive: nothing is stored, but an escaping path is still an
     /// attack to report.
     pub(crate) fn check_dir(&self, raw: &str) -> Result<(), ProjectError> {
-        normalise(raw).map(drop)
+        normalise_dir(raw).map(drop)
     }
 
     /// Records a path left out on purpose (a link outside the folder, a device).

@@ -4,10 +4,30 @@ use std::fs::{self, File, Metadata};
 use std::path::{Path, PathBuf};
 
 use super::builder::FileSet;
+use super::error::Limit;
+use super::limits::read_capped;
 use super::path::{is_junk_dir, is_junk_file};
 use super::{Project, ProjectError, ProjectLimits};
 
 impl Project {
+    /// What `armada launch PATH` takes: a project folder, or a `.zip` / `.tar.gz` of one.
+    pub fn from_path(path: impl AsRef<Path>, limits: ProjectLimits) -> Result<Project, ProjectError> {
+        let path = path.as_ref();
+        let meta = fs::metadata(path).map_err(|source| ProjectError::io(path.display(), source))?;
+        if meta.is_dir() {
+            return Project::from_dir(path, limits);
+        }
+        let shown = path.display().to_string();
+        let mut file = File::open(path).map_err(|source| ProjectError::io(&shown, source))?;
+        let bytes = read_capped(&mut file, limits.max_compressed_bytes)
+            .map_err(|source| ProjectError::io(&shown, source))?
+            .ok_or_else(|| ProjectError::TooLarge {
+                what: format!("archive `{shown}`"),
+                limit: Limit::Bytes(limits.max_compressed_bytes),
+            })?;
+        Project::from_archive(&shown, &bytes, limits)
+    }
+
     /// Walks `dir`, leaving out `.git/`, `__pycache__/`, `.venv/`, `venv/`, `node_modules/`,
     /// `.armada/`, `*.pyc`, `.env` and `.env.*`, links that lead outside the folder or to a
     /// folder, and anything that is not a regular file (pipes, sockets, devices).

@@ -90,10 +90,10 @@ impl ProjectError {
         ProjectError::Io { path: path.to_string(), source }
     }
 
-    /// True when the input is at fault (a 4xx at the HTTP edge, a configuration error in the
-    /// CLI); false for local IO failures.
+    /// True when the project itself is at fault (a 4xx at the HTTP edge, a configuration error
+    /// in the CLI); false for local IO failures and a working directory that is not fresh.
     pub fn is_input_error(&self) -> bool {
-        !matches!(self, ProjectError::Io { .. })
+        !matches!(self, ProjectError::Io { .. } | ProjectError::DirectoryNotEmpty { .. })
     }
 }
 

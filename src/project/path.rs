@@ -9,6 +9,16 @@ const JUNK_DIRS: [&str; 7] = [".git", "__pycache__", ".venv", "venv", "node_modu
 /// `a/./b`, `./a//b` and `a\b` (archives made on Windows) become `a/b`. Absolute paths, drive
 /// letters, `..` components and NUL bytes are refused, naming the raw path.
 pub(crate) fn normalise(raw: &str) -> Result<String, ProjectError> {
+    let path = normalise_dir(raw)?;
+    if path.is_empty() {
+        return Err(ProjectError::unsafe_path(raw, "the path names no file"));
+    }
+    Ok(path)
+}
+
+/// Like [`normalise`], for a folder: the empty result is the project's own root (the `./`
+/// entry `tar czf p.tgz .` writes first).
+pub(crate) fn normalise_dir(raw: &str) -> Result<String, ProjectError> {
     if raw.contains('\0') {
         return Err(ProjectError::unsafe_path(raw, "the path contains a NUL byte"));
     }
@@ -29,9 +39,6 @@ pub(crate) fn normalise(raw: &str) -> Result<String, ProjectError> {
             }
             other => segments.push(other),
         }
-    }
-    if segments.is_empty() {
-        return Err(ProjectError::unsafe_path(raw, "the path names no file"));
     }
     Ok(segments.join("/"))
 }
@@ -89,6 +96,8 @@ mod tests {
         assert!(refused("C:/Windows/x").contains("drive"));
         assert!(refused("a\0b").contains("NUL"));
         assert!(refused("./").contains("no file"));
+        assert_eq!(normalise_dir("./").ok().as_deref(), Some(""));
+        assert!(normalise_dir("../").is_err());
     }
 
     #[test]

@@ -38,6 +38,37 @@ fn tar_gz_round_trip_keeps_contents_and_executable_bit() {
 }
 
 #[test]
+fn tar_of_dot_with_directory_entries_round_trips() {
+    // What `tar czf hello.tgz .` writes: `./` first, then `./config/`, then the files.
+    let bytes = tar_gz_of(&[
+        ("./", b"", EXEC, EntryType::Directory),
+        ("./config/", b"", EXEC, EntryType::Directory),
+        ("./config/config_template.json", TEMPLATE, FILE, EntryType::Regular),
+        ("./main.py", MAIN_PY, FILE, EntryType::Regular),
+    ]);
+    let project = must(Project::from_archive("hello.tgz", &bytes, ProjectLimits::default()));
+    assert_eq!(paths(&project), [TEMPLATE_PATH, "main.py"]);
+}
+
+#[test]
+fn zip_with_directory_entries_round_trips() {
+    let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
+    must(zip.add_directory("hello/", SimpleFileOptions::default()));
+    must(zip.add_directory("hello/config/", SimpleFileOptions::default()));
+    must(zip.start_file("hello/config/config_template.json", SimpleFileOptions::default()));
+    must(zip.write_all(TEMPLATE));
+    let bytes = must(zip.finish()).into_inner();
+    let project = must(Project::from_archive("hello.zip", &bytes, ProjectLimits::default()));
+    assert_eq!(paths(&project), [TEMPLATE_PATH]);
+}
+
+#[test]
+fn escaping_directory_entry_is_refused_too() {
+    let bytes = tar_gz_of(&[("../up/", b"", EXEC, EntryType::Directory)]);
+    assert_eq!(unsafe_path_of(Project::from_archive("up.tgz", &bytes, ProjectLimits::default())), "../up/");
+}
+
+#[test]
 fn archive_format_comes_from_magic_bytes_not_the_name() {
     let zip = zip_of(&[(TEMPLATE_PATH, TEMPLATE, FILE)]);
     assert!(Project::from_archive("misnamed.tar.gz", &zip, ProjectLimits::default()).is_ok());

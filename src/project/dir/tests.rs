@@ -139,3 +139,13 @@ fn from_dir_enforces_the_per_file_cap() {
         "{result:?}"
     );
 }
+
+#[test]
+fn from_path_takes_a_folder_or_an_archive_file() {
+    let dir = hello_dir();
+    let from_folder = must(Project::from_path(dir.path(), ProjectLimits::default()));
+    let archive = dir.path().join("hello.tgz");
+    must(fs::write(&archive, tar_gz_files(&[(TEMPLATE_PATH, TEMPLATE, FILE), ("main.py", MAIN_PY, FILE)])));
+    let from_archive = must(Project::from_path(&archive, ProjectLimits::default()));
+    assert_eq!(from_archive.files().collect::<Vec<_>>(), from_folder.files().collect::<Vec<_>>());
+}

@@ -56,10 +56,7 @@ impl Project {
 
 /// Adds every file of the archive `bytes` to `set`.
 pub(crate) fn read_archive(name: &str, bytes: &[u8], set: &mut FileSet) -> Result<(), ProjectError> {
-    let cap = set.limits().max_compressed_bytes;
-    if bytes.len() as u64 > cap {
-        return Err(ProjectError::TooLarge { what: format!("archive `{name}`"), limit: Limit::Bytes(cap) });
-    }
+    set.limits().check_compressed(&format!("archive `{name}`"), bytes.len() as u64)?;
     match ArchiveFormat::detect(bytes) {
         Some(ArchiveFormat::Zip) => read_zip(name, bytes, set),
         Some(ArchiveFormat::TarGz) => read_tar(name, GzDecoder::new(bytes), set),

@@ -75,17 +75,15 @@ impl FileSet {
         executable: bool,
         on_io: impl FnOnce(io::Error) -> ProjectError,
     ) -> Result<(), ProjectError> {
-        let path = normalise(raw)?;
-        if self.bundle && path == PYTHON_CODE_PATH {
-            let bytes = self.read(&path, reader, on_io)?;
+        if self.bundle && normalise(raw)? == PYTHON_CODE_PATH {
+            let bytes = self.read(PYTHON_CODE_PATH, reader, on_io)?;
             let code = String::from_utf8(bytes)
-                .map_err(|_| ProjectError::invalid(&self.origin, format!("`{path}` is not UTF-8 text")))?;
+                .map_err(|_| ProjectError::invalid(&self.origin, format!("`{PYTHON_CODE_PATH}` is not UTF-8 text")))?;
             return self.set_python_code(code);
         }
-        if let Some(prefix) = junk_prefix(&path) {
-            self.skipped.insert(prefix);
+        let Some(path) = self.admit(raw)? else {
             return Ok(());
-        }
+        };
         // Refused before reading: neither a duplicate nor one file too many is decompressed.
         self.check_new_path(&path)?;
         let bytes = self.read(&path, reader, on_io)?;
@@ -100,12 +98,22 @@ impl FileSet {
         executable: bool,
         duplicate: Duplicate,
     ) -> Result<(), ProjectError> {
-        let path = normalise(raw)?;
-        if let Some(prefix) = junk_prefix(&path) {
-            self.skipped.insert(prefix);
-            return Ok(());
+        match self.admit(raw)? {
+            Some(path) => self.insert(path, bytes, executable, duplicate),
+            None => Ok(()),
         }
-        self.insert(path, bytes, executable, duplicate)
+    }
+
+    /// The normalised path, or `None` for junk (recorded as skipped).
+    fn admit(&mut self, raw: &str) -> Result<Option<String>, ProjectError> {
+        let path = normalise(raw)?;
+        match junk_prefix(&path) {
+            Some(prefix) => {
+                self.skipped.insert(prefix);
+                Ok(None)
+            }
+            None => Ok(Some(path)),
+        }
     }
 
     /// The original's single bundled code string; it counts against the caps like a file.
@@ -115,8 +123,7 @@ impl FileSet {
             return Err(self.file_too_large("python_code"));
         }
         let previous = self.python_code.as_ref().map_or(0, |code| code.len() as u64);
-        self.check_total(self.total - previous + size)?;
-        self.total = self.total - previous + size;
+        self.account(previous, size)?;
         self.python_code = Some(code);
         Ok(())
     }
@@ -197,8 +204,7 @@ impl FileSet {
                 0
             }
         };
-        self.check_total(self.total - previous + size)?;
-        self.total = self.total - previous + size;
+        self.account(previous, size)?;
         self.files.insert(path, ProjectFile { bytes, executable });
         Ok(())
     }
@@ -216,10 +222,13 @@ impl FileSet {
         Ok(())
     }
 
-    fn check_total(&self, total: u64) -> Result<(), ProjectError> {
+    /// Counts `size` bytes in place of `previous` ones, within the total cap.
+    fn account(&mut self, previous: u64, size: u64) -> Result<(), ProjectError> {
+        let total = self.total - previous + size;
         if total > self.limits.max_total_bytes {
             return Err(self.total_too_large());
         }
+        self.total = total;
         Ok(())
     }
 

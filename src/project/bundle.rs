@@ -12,7 +12,6 @@ use sha2::{Digest, Sha256};
 
 use super::archive::{ArchiveFormat, read_archive};
 use super::builder::FileSet;
-use super::error::Limit;
 use super::path::normalise;
 use super::{PYTHON_CODE_PATH, Project, ProjectError, ProjectLimits};
 
@@ -101,10 +100,7 @@ impl Bundle {
     /// then the checksum the run recorded, then the same capped, path-checked unpacking as
     /// [`Project::from_archive`].
     pub fn verify(bytes: &[u8], expected_sha256: &str, limits: ProjectLimits) -> Result<Project, ProjectError> {
-        let cap = limits.max_compressed_bytes;
-        if bytes.len() as u64 > cap {
-            return Err(ProjectError::TooLarge { what: "the project bundle".into(), limit: Limit::Bytes(cap) });
-        }
+        limits.check_compressed("the project bundle", bytes.len() as u64)?;
         let actual = Bundle::checksum(bytes);
         if !actual.eq_ignore_ascii_case(expected_sha256.trim()) {
             return Err(ProjectError::ChecksumMismatch { expected: expected_sha256.to_owned(), actual });

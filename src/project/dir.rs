@@ -1,11 +1,10 @@
 //! `Project::from_dir`: a project folder on disk (`armada launch DIR`, `armada workbench DIR`).
 
 use std::fs::{self, File, Metadata};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::builder::FileSet;
-use super::error::Limit;
-use super::limits::read_capped;
 use super::path::{is_junk_dir, is_junk_file};
 use super::{Project, ProjectError, ProjectLimits};
 
@@ -18,13 +17,13 @@ impl Project {
             return Project::from_dir(path, limits);
         }
         let shown = path.display().to_string();
-        let mut file = File::open(path).map_err(|source| ProjectError::io(&shown, source))?;
-        let bytes = read_capped(&mut file, limits.max_compressed_bytes)
-            .map_err(|source| ProjectError::io(&shown, source))?
-            .ok_or_else(|| ProjectError::TooLarge {
-                what: format!("archive `{shown}`"),
-                limit: Limit::Bytes(limits.max_compressed_bytes),
-            })?;
+        let file = File::open(path).map_err(|source| ProjectError::io(&shown, source))?;
+        limits.check_compressed(&format!("archive `{shown}`"), meta.len())?;
+        let mut bytes = Vec::new();
+        // Bounded even if the file grows meanwhile; one byte over is caught by from_archive.
+        file.take(limits.max_compressed_bytes.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(|source| ProjectError::io(&shown, source))?;
         Project::from_archive(&shown, &bytes, limits)
     }
 

@@ -6,6 +6,8 @@ use std::io::{self, Read};
 
 use serde::{Deserialize, Serialize};
 
+use super::error::{Limit, ProjectError};
+
 const MIB: u64 = 1024 * 1024;
 
 /// The caps every constructor enforces. Counted on real bytes as they are read or
@@ -43,6 +45,17 @@ impl ProjectLimits {
     /// churn through gigabytes it will throw away.
     pub(crate) fn max_stream_bytes(&self) -> u64 {
         self.max_total_bytes.saturating_mul(2).saturating_add(MIB)
+    }
+
+    /// An archive or bundle of `size` bytes as received, against `max_compressed_bytes`.
+    pub(crate) fn check_compressed(&self, what: &str, size: u64) -> Result<(), ProjectError> {
+        if size > self.max_compressed_bytes {
+            return Err(ProjectError::TooLarge {
+                what: what.to_owned(),
+                limit: Limit::Bytes(self.max_compressed_bytes),
+            });
+        }
+        Ok(())
     }
 }
 

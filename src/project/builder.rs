@@ -11,6 +11,9 @@ use super::limits::{ProjectLimits, read_capped};
 use super::path::{junk_prefix, normalise, normalise_dir};
 use super::{PYTHON_CODE_PATH, Project, ProjectFile, TEMPLATE_PATH, TuneKind};
 
+/// How many distinct skipped paths a project lists for display.
+const MAX_SKIPPED_SHOWN: usize = 100;
+
 /// What to do when a path is already present.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Duplicate {
@@ -29,6 +32,9 @@ pub(crate) struct FileSet {
     total: u64,
     python_code: Option<String>,
     skipped: BTreeSet<String>,
+    /// Skipped paths past [`MAX_SKIPPED_SHOWN`], counted only: an archive of junk cannot grow
+    /// the list without bound.
+    skipped_more: usize,
     /// A bundle may carry `python_code` at [`PYTHON_CODE_PATH`]; anywhere else that path is
     /// junk like the rest of `.armada/`.
     bundle: bool,
@@ -43,6 +49,7 @@ impl FileSet {
             total: 0,
             python_code: None,
             skipped: BTreeSet::new(),
+            skipped_more: 0,
             bundle: false,
         }
     }
@@ -63,7 +70,12 @@ impl FileSet {
 
     /// Records a path left out on purpose (a link outside the folder, a device).
     pub(crate) fn skip(&mut self, path: impl Into<String>) {
-        self.skipped.insert(path.into());
+        let path = path.into();
+        if self.skipped.len() < MAX_SKIPPED_SHOWN || self.skipped.contains(&path) {
+            self.skipped.insert(path);
+        } else {
+            self.skipped_more += 1;
+        }
     }
 
     /// One file streamed from an archive or a folder: decompressed under the caps, never
@@ -109,7 +121,7 @@ impl FileSet {
         let path = normalise(raw)?;
         match junk_prefix(&path) {
             Some(prefix) => {
-                self.skipped.insert(prefix);
+                self.skip(prefix);
                 Ok(None)
             }
             None => Ok(Some(path)),
@@ -177,11 +189,15 @@ impl FileSet {
                 check_json_object(path, &file.bytes)?;
             }
         }
+        let mut skipped: Vec<String> = self.skipped.into_iter().collect();
+        if self.skipped_more > 0 {
+            skipped.push(format!("… and {} more", self.skipped_more));
+        }
         Ok(Project {
             files: self.files,
             python_code: self.python_code,
             explicit_tune,
-            skipped: self.skipped.into_iter().collect(),
+            skipped,
             total_bytes: self.total,
         })
     }

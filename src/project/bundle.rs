@@ -6,8 +6,8 @@ use std::io::Write;
 use std::path::Path;
 
 use bytes::Bytes;
-use flate2::Compression;
 use flate2::write::GzEncoder;
+use flate2::{Compression, GzBuilder};
 use sha2::{Digest, Sha256};
 
 use super::archive::{ArchiveFormat, read_archive};
@@ -32,7 +32,9 @@ impl Project {
     /// Only the executable bit of each file is kept.
     pub fn to_bundle(&self) -> Result<Bundle, ProjectError> {
         let packing = |source| ProjectError::io("project bundle", source);
-        let mut tar = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::default()));
+        // Header fields set explicitly: no timestamp, OS "unknown", whatever the platform.
+        let gzip = GzBuilder::new().mtime(0).operating_system(255).write(Vec::new(), Compression::default());
+        let mut tar = tar::Builder::new(gzip);
         let code = self.python_code().map(|code| (PYTHON_CODE_PATH, code.as_bytes(), false));
         let files = self.files().map(|(path, file)| (path, &file.bytes[..], file.executable));
         for (path, bytes, executable) in files.chain(code) {

@@ -99,3 +99,13 @@ fn debug_shows_sizes_not_contents() {
     assert!(text.contains("\"main.py\": 15"), "{text}");
     assert!(!text.contains("hello"), "{text}");
 }
+
+#[test]
+fn skipped_list_is_bounded() {
+    let mut files = uploaded(&[(TEMPLATE_PATH, TEMPLATE)]);
+    files.extend((0..150).map(|i| (format!("d{i:03}/.env"), Bytes::new())));
+    let project = must(Project::from_files(files, ProjectLimits::default()));
+    assert_eq!(project.skipped().len(), 101);
+    assert_eq!(project.skipped()[0], "d000/.env");
+    assert_eq!(project.skipped()[100], "… and 50 more");
+}

@@ -32,6 +32,7 @@ fn bundle_sha_is_deterministic() {
     assert_eq!(first.size, first.bytes.len() as u64);
     assert_eq!(first.sha256, Bundle::checksum(&first.bytes));
     assert_eq!(first.sha256.len(), 64);
+    assert_eq!((&first.bytes[4..8], first.bytes[9]), (&[0u8; 4][..], 255), "gzip header: no mtime, OS unknown");
     // The same files arriving another way and in another order pack to the same bytes.
     let reordered = zip_of(&[("main.py", MAIN_PY, FILE), (TEMPLATE_PATH, TEMPLATE, FILE)]);
     let from_zip = must(Project::from_archive("reordered.zip", &reordered, ProjectLimits::default()));

@@ -10,6 +10,7 @@ pub mod infra;
 pub mod model;
 pub mod observability;
 pub mod pipeline;
+pub mod project;
 pub mod records;
 pub mod roles;
 pub mod settings;

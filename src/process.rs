@@ -81,7 +81,11 @@ impl ChildSpec {
 
     /// `program arg1 arg2`, for messages.
     pub fn display_command(&self) -> String {
-        std::iter::once(&self.program).chain(&self.args).map(|part| part.to_string_lossy()).collect::<Vec<_>>().join(" ")
+        std::iter::once(&self.program)
+            .chain(&self.args)
+            .map(|part| part.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     pub fn workdir(&self) -> &std::path::Path {
@@ -269,7 +273,10 @@ mod tests {
         assert!(std::env::var_os("CARGO_MANIFEST_DIR").is_some());
         let dir = tempfile::tempdir().unwrap();
         let mut child = ChildSpec::new("sh", dir.path())
-            .args(["-c", "pwd; echo \"$GIVEN\"; echo \"path=${PATH:+set}\"; echo \"secret=${CARGO_MANIFEST_DIR:-absent}\""])
+            .args([
+                "-c",
+                "pwd; echo \"$GIVEN\"; echo \"path=${PATH:+set}\"; echo \"secret=${CARGO_MANIFEST_DIR:-absent}\"",
+            ])
             .env("GIVEN", "value")
             .spawn()
             .unwrap();

@@ -214,7 +214,10 @@ mod tests {
             format!("worker exited with code 3 during job {job}; last stderr: boom")
         );
         let killed = JobOutcome::Crashed { exit_code: None, signal: Some(9), stderr_tail: vec![] };
-        assert_eq!(killed.failure_reason(job).unwrap(), format!("worker killed by signal 9 (SIGKILL) during job {job}"));
+        assert_eq!(
+            killed.failure_reason(job).unwrap(),
+            format!("worker killed by signal 9 (SIGKILL) during job {job}")
+        );
         let timed_out = JobOutcome::TimedOut { after: Duration::from_secs(30) };
         assert!(timed_out.failure_reason(job).unwrap().contains("timed out after 30 s"));
         assert_eq!(JobOutcome::Done { status: FinalStatus::Success, error: None }.failure_reason(job), None);

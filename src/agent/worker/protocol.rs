@@ -137,12 +137,25 @@ impl CallStatus {
 #[derive(Debug, Clone, PartialEq)]
 pub enum WorkerCall {
     /// One event; with `final_status` it also sets the job's status.
-    Event { job_uuid: Uuid, content: String, status: CallStatus, final_status: bool },
-    JobStatus { job_uuid: Uuid, status: CallStatus },
+    Event {
+        job_uuid: Uuid,
+        content: String,
+        status: CallStatus,
+        final_status: bool,
+    },
+    JobStatus {
+        job_uuid: Uuid,
+        status: CallStatus,
+    },
     /// User code registered a job of its own (never the current one: the helper skips that).
-    CreateJob { job_uuid: Uuid },
+    CreateJob {
+        job_uuid: Uuid,
+    },
     /// One output row; `job_uuid` is `None` for outputs sent outside a job (e.g. during init).
-    Output { job_uuid: Option<Uuid>, data: serde_json::Map<String, Value> },
+    Output {
+        job_uuid: Option<Uuid>,
+        data: serde_json::Map<String, Value>,
+    },
 }
 
 /// Methods the protocol reserves for later versions of the agent.
@@ -243,8 +256,10 @@ pub fn parse_hello(line: &[u8]) -> Result<(u64, String), String> {
     if value.get("type").and_then(Value::as_str) != Some("hello") {
         return Err(format!("expected a hello, got {}", preview(line)));
     }
-    let protocol =
-        value.get("protocol").and_then(Value::as_u64).ok_or_else(|| format!("hello without a protocol number: {}", preview(line)))?;
+    let protocol = value
+        .get("protocol")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| format!("hello without a protocol number: {}", preview(line)))?;
     let worker = value.get("worker").and_then(Value::as_str).unwrap_or("unnamed worker").to_string();
     Ok((protocol, worker))
 }

@@ -56,7 +56,11 @@ pub struct Worker {
 impl Worker {
     /// Spawns the worker, waits for it to connect and say hello, sends `init` and waits for
     /// `ready`. Calls the worker makes during init (an `output`) go to `calls`.
-    pub async fn start(spec: WorkerSpec, logs: Arc<dyn LogSink>, calls: &dyn WorkerCalls) -> Result<Worker, WorkerError> {
+    pub async fn start(
+        spec: WorkerSpec,
+        logs: Arc<dyn LogSink>,
+        calls: &dyn WorkerCalls,
+    ) -> Result<Worker, WorkerError> {
         let command = spec.display_command();
         let Some((program, args)) = spec.command.split_first() else {
             return Err(WorkerError::Spawn {
@@ -74,10 +78,11 @@ impl Worker {
         for (name, value) in &spec.env {
             child = child.env(name, value);
         }
-        let mut process = child
-            .env(SOCKET_ENV, socket.path())
-            .spawn()
-            .map_err(|source| WorkerError::Spawn { command: command.clone(), workdir: spec.workdir.clone(), source })?;
+        let mut process = child.env(SOCKET_ENV, socket.path()).spawn().map_err(|source| WorkerError::Spawn {
+            command: command.clone(),
+            workdir: spec.workdir.clone(),
+            source,
+        })?;
         let mut pump = LogPump::new();
         if let Some(stdout) = process.take_stdout() {
             pump.attach(LogStream::Stdout, stdout, logs.clone());
@@ -131,8 +136,8 @@ impl Worker {
             }
             other => return Err(self.start_failure(other, "during the handshake").await),
         };
-        let (protocol, worker) =
-            protocol::parse_hello(&line).map_err(|message| WorkerError::Protocol { phase: "in the handshake", message })?;
+        let (protocol, worker) = protocol::parse_hello(&line)
+            .map_err(|message| WorkerError::Protocol { phase: "in the handshake", message })?;
         if protocol != u64::from(PROTOCOL_VERSION) {
             return Err(WorkerError::VersionMismatch {
                 agent: agent_name(),
@@ -145,7 +150,12 @@ impl Worker {
         Ok(())
     }
 
-    async fn initialise(&mut self, init: ToWorker, timeout: Duration, calls: &dyn WorkerCalls) -> Result<(), WorkerError> {
+    async fn initialise(
+        &mut self,
+        init: ToWorker,
+        timeout: Duration,
+        calls: &dyn WorkerCalls,
+    ) -> Result<(), WorkerError> {
         let deadline = Instant::now() + timeout;
         let _ = self.send(&init).await;
         loop {
@@ -226,7 +236,11 @@ impl Worker {
             let line = match self.next_event(deadline).await {
                 Event::Line(line) => line,
                 Event::Exited(status) => {
-                    return JobOutcome::Crashed { exit_code: status.code, signal: status.signal, stderr_tail: Vec::new() };
+                    return JobOutcome::Crashed {
+                        exit_code: status.code,
+                        signal: status.signal,
+                        stderr_tail: Vec::new(),
+                    };
                 }
                 Event::Deadline => return JobOutcome::TimedOut { after: timeout },
                 Event::Closed => {
@@ -366,8 +380,9 @@ impl Worker {
 }
 
 fn parse_message(line: &[u8]) -> Result<FromWorker, String> {
-    serde_json::from_slice(line)
-        .map_err(|err| format!("the worker sent a line that is not a protocol message ({err}): {}", protocol::preview(line)))
+    serde_json::from_slice(line).map_err(|err| {
+        format!("the worker sent a line that is not a protocol message ({err}): {}", protocol::preview(line))
+    })
 }
 
 fn message_type(message: &FromWorker) -> &'static str {

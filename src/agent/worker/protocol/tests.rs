@@ -7,11 +7,19 @@ fn agent_messages_have_the_documented_shape() {
     let run_id = Uuid::nil();
     let job_uuid = Uuid::from_u128(7);
     let cases = [
-        (ToWorker::Hello { protocol: 1, agent: "armada/0.1.0".into() }, json!({"type": "hello", "protocol": 1, "agent": "armada/0.1.0"})),
+        (
+            ToWorker::Hello { protocol: 1, agent: "armada/0.1.0".into() },
+            json!({"type": "hello", "protocol": 1, "agent": "armada/0.1.0"}),
+        ),
         (
             ToWorker::Init {
                 agent_message: json!({"code": "x"}),
-                context: InitContext { run_id, pod_index: 2, proxy_url: Some("http://127.0.0.1:8081".into()), fingerprint: None },
+                context: InitContext {
+                    run_id,
+                    pod_index: 2,
+                    proxy_url: Some("http://127.0.0.1:8081".into()),
+                    fingerprint: None,
+                },
             },
             json!({"type": "init", "agent_message": {"code": "x"}, "context": {"run_id": run_id, "pod_index": 2, "proxy_url": "http://127.0.0.1:8081", "fingerprint": null}}),
         ),
@@ -19,9 +27,18 @@ fn agent_messages_have_the_documented_shape() {
             ToWorker::Job(JobRequest { job_uuid, attempt: 1, job_message: json!({"n": 1}) }),
             json!({"type": "job", "job_uuid": job_uuid, "attempt": 1, "job_message": {"n": 1}}),
         ),
-        (ToWorker::Reply(Reply::new(3, Ok(json!({"stored": true})))), json!({"type": "reply", "id": 3, "ok": true, "result": {"stored": true}})),
-        (ToWorker::Reply(Reply::new(4, Ok(Value::Null))), json!({"type": "reply", "id": 4, "ok": true, "result": null})),
-        (ToWorker::Reply(Reply::new(5, Err("nope".into()))), json!({"type": "reply", "id": 5, "ok": false, "error": "nope"})),
+        (
+            ToWorker::Reply(Reply::new(3, Ok(json!({"stored": true})))),
+            json!({"type": "reply", "id": 3, "ok": true, "result": {"stored": true}}),
+        ),
+        (
+            ToWorker::Reply(Reply::new(4, Ok(Value::Null))),
+            json!({"type": "reply", "id": 4, "ok": true, "result": null}),
+        ),
+        (
+            ToWorker::Reply(Reply::new(5, Err("nope".into()))),
+            json!({"type": "reply", "id": 5, "ok": false, "error": "nope"}),
+        ),
         (ToWorker::Shutdown, json!({"type": "shutdown"})),
     ];
     for (message, expected) in cases {
@@ -37,7 +54,10 @@ fn worker_messages_parse_from_the_documented_shape() {
     let job_uuid = Uuid::from_u128(9);
     let parse = |value: Value| serde_json::from_value::<FromWorker>(value).unwrap();
     assert_eq!(parse(json!({"type": "ready"})), FromWorker::Ready);
-    assert_eq!(parse(json!({"type": "init_failed", "error": "no browser"})), FromWorker::InitFailed { error: "no browser".into() });
+    assert_eq!(
+        parse(json!({"type": "init_failed", "error": "no browser"})),
+        FromWorker::InitFailed { error: "no browser".into() }
+    );
     assert_eq!(
         parse(json!({"type": "call", "id": 1, "method": "event", "params": {"content": "hi", "status": "Running"}})),
         FromWorker::Call { id: 1, method: "event".into(), params: json!({"content": "hi", "status": "Running"}) }
@@ -50,7 +70,9 @@ fn worker_messages_parse_from_the_documented_shape() {
         parse(json!({"type": "done", "job_uuid": job_uuid, "status": "Success"})),
         FromWorker::Done { job_uuid, status: FinalStatus::Success, error: None }
     );
-    assert!(serde_json::from_value::<FromWorker>(json!({"type": "done", "job_uuid": job_uuid, "status": "Done"})).is_err());
+    assert!(
+        serde_json::from_value::<FromWorker>(json!({"type": "done", "job_uuid": job_uuid, "status": "Done"})).is_err()
+    );
     assert!(serde_json::from_value::<FromWorker>(json!({"type": "dance"})).is_err());
 }
 
@@ -68,24 +90,45 @@ fn calls_resolve_the_current_job_and_refuse_what_is_wrong() {
     let other = Uuid::from_u128(2);
     assert_eq!(
         WorkerCall::parse("event", &json!({"content": "step", "status": "Running"}), Some(current)),
-        Ok(WorkerCall::Event { job_uuid: current, content: "step".into(), status: CallStatus::Running, final_status: false })
+        Ok(WorkerCall::Event {
+            job_uuid: current,
+            content: "step".into(),
+            status: CallStatus::Running,
+            final_status: false
+        })
     );
     assert_eq!(
-        WorkerCall::parse("event", &json!({"content": "ok", "status": "Success", "final": true, "job_uuid": other}), Some(current)),
-        Ok(WorkerCall::Event { job_uuid: other, content: "ok".into(), status: CallStatus::Success, final_status: true })
+        WorkerCall::parse(
+            "event",
+            &json!({"content": "ok", "status": "Success", "final": true, "job_uuid": other}),
+            Some(current)
+        ),
+        Ok(WorkerCall::Event {
+            job_uuid: other,
+            content: "ok".into(),
+            status: CallStatus::Success,
+            final_status: true
+        })
     );
     assert_eq!(
         WorkerCall::parse("job_status", &json!({"status": "Failed"}), Some(current)),
         Ok(WorkerCall::JobStatus { job_uuid: current, status: CallStatus::Failed })
     );
-    assert_eq!(WorkerCall::parse("create_job", &json!({"job_uuid": other}), None), Ok(WorkerCall::CreateJob { job_uuid: other }));
+    assert_eq!(
+        WorkerCall::parse("create_job", &json!({"job_uuid": other}), None),
+        Ok(WorkerCall::CreateJob { job_uuid: other })
+    );
     let output = WorkerCall::parse("output", &json!({"data": {"k": 1}}), None).unwrap();
     assert_eq!(output.job_uuid(), None);
 
     let error = |method: &str, params: Value, job: Option<Uuid>| WorkerCall::parse(method, &params, job).unwrap_err();
     assert!(error("event", json!({"content": "x", "status": "Running"}), None).contains("no job is running"));
-    assert!(error("event", json!({"content": "x", "status": "Running", "final": true}), Some(current)).contains("final"));
-    assert!(error("event", json!({"content": "x", "status": "Done"}), Some(current)).starts_with("bad params for `event`"));
+    assert!(
+        error("event", json!({"content": "x", "status": "Running", "final": true}), Some(current)).contains("final")
+    );
+    assert!(
+        error("event", json!({"content": "x", "status": "Done"}), Some(current)).starts_with("bad params for `event`")
+    );
     assert!(error("output", json!({"data": [1, 2]}), Some(current)).starts_with("bad params for `output`"));
     assert_eq!(error("switch_proxy", json!({}), Some(current)), "`switch_proxy` is not supported by this agent yet");
     assert!(error("fingerprint", json!({}), Some(current)).contains("not supported"));

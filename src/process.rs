@@ -79,19 +79,6 @@ impl ChildSpec {
         self
     }
 
-    /// `program arg1 arg2`, for messages.
-    pub fn display_command(&self) -> String {
-        std::iter::once(&self.program)
-            .chain(&self.args)
-            .map(|part| part.to_string_lossy())
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-
-    pub fn workdir(&self) -> &std::path::Path {
-        &self.workdir
-    }
-
     /// Starts the child. It is in a new process group whose id is its pid.
     pub fn spawn(&self) -> io::Result<ChildProcess> {
         let mut command = Command::new(&self.program);

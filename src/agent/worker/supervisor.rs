@@ -97,6 +97,7 @@ impl Worker {
             stream = socket.accept_from(pid) => stream.map_err(|source| WorkerError::Io { phase: "while accepting the worker's connection", source })?,
             status = process.wait() => {
                 let status = status.map_err(|source| WorkerError::Io { phase: "while waiting for the worker", source })?;
+                let _ = process.kill(); // what it started may hold the pipes open
                 let stderr_tail = pump.finish(LOG_SETTLE).await;
                 return Err(WorkerError::Exited { command, phase: "before it connected", status, stderr_tail });
             }
@@ -187,6 +188,7 @@ impl Worker {
     async fn start_failure(&mut self, event: Event, phase: &'static str) -> WorkerError {
         let message = match event {
             Event::Exited(status) => {
+                let _ = self.process.kill(); // what it started may hold the pipes open
                 let stderr_tail = self.logs.finish(LOG_SETTLE).await;
                 return WorkerError::Exited { command: self.command.clone(), phase, status, stderr_tail };
             }
@@ -224,7 +226,7 @@ impl Worker {
         if !outcome.worker_survives() {
             self.unusable = outcome.failure_reason(job_uuid);
         }
-        tracing::info!(job_uuid = %job_uuid, status = outcome.status().as_str(), reason = outcome.failure_reason(job_uuid), "job ended");
+        tracing::debug!(job_uuid = %job_uuid, status = outcome.status().as_str(), reason = outcome.failure_reason(job_uuid), "job ended");
         outcome
     }
 

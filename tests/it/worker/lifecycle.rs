@@ -159,6 +159,46 @@ async fn the_python_helper_refuses_an_agent_of_another_protocol_version() {
 }
 
 #[tokio::test]
+async fn the_python_helper_tears_down_and_exits_when_the_agent_goes_away() {
+    let fixture = Fixture::new().file("ctx_script.py", "async def ctx_script(job_ctx, agent_ctx):\n    pass\n").file(
+        "ctx_agent_context.py",
+        "class AgentContext:\n    async def __aenter__(self):\n        return self\n    \
+         async def __aexit__(self, *exc):\n        open('teardown.log', 'w').write('aexit')\n",
+    );
+    let socket_path = fixture.project().join("agent.sock");
+    let listener = tokio::net::UnixListener::bind(&socket_path).unwrap();
+    let mut helper = ChildSpec::new("python3", fixture.project())
+        .args(["-m", "armada_worker"])
+        .env("PYTHONPATH", fixture.project().parent().unwrap().join("helper"))
+        .env("ARMADA_WORKER_SOCKET", &socket_path)
+        .spawn()
+        .unwrap();
+    let (stream, _) = tokio::time::timeout(JOB_TIMEOUT, listener.accept()).await.unwrap().unwrap();
+    let (read_half, mut write_half) = stream.into_split();
+    let init = json!({"type": "init", "agent_message": {}, "context": super::context()});
+    write_half
+        .write_all(format!("{{\"type\":\"hello\",\"protocol\":1,\"agent\":\"test\"}}\n{init}\n").as_bytes())
+        .await
+        .unwrap();
+    let mut lines = BufReader::new(read_half).lines();
+    let mut received = Vec::new();
+    while let Some(line) = tokio::time::timeout(JOB_TIMEOUT, lines.next_line()).await.unwrap().unwrap() {
+        let done = line.contains("ready");
+        received.push(line);
+        if done {
+            break;
+        }
+    }
+    assert!(received.last().is_some_and(|line| line == r#"{"type":"ready"}"#), "{received:?}");
+
+    drop((lines, write_half)); // the agent is gone
+
+    let status = tokio::time::timeout(JOB_TIMEOUT, helper.wait()).await.unwrap().unwrap();
+    assert_eq!(status.code, Some(1));
+    assert_eq!(fixture.read("teardown.log").as_deref(), Some("aexit"));
+}
+
+#[tokio::test]
 async fn a_workdir_too_long_for_a_socket_path_still_works() {
     let fixture = Fixture::standard();
     let deep = fixture.project().join("a-folder-name-that-makes-the-path-long/".repeat(3));

@@ -155,3 +155,37 @@ async fn stand_ins_hand_over_proxy_fingerprint_and_a_database() {
         })
     );
 }
+
+#[tokio::test]
+async fn contexts_and_script_of_other_shapes_get_what_they_accept() {
+    // No-argument AgentContext with a sync context manager, JobContext(job, agent), a sync
+    // one-argument script: the helper passes what each accepts and sets what is missing.
+    let fixture = Fixture::new()
+        .file(
+            "ctx_agent_context.py",
+            "class AgentContext:\n    def __enter__(self):\n        self.entered = True\n        return self\n    \
+             def __exit__(self, *exc):\n        return False\n",
+        )
+        .file(
+            "ctx_job_context.py",
+            "class JobContext:\n    def __init__(self, job, agent, headless=True):\n        self.job = job\n        \
+             self.agent = agent\n",
+        )
+        .file(
+            "ctx_script.py",
+            "def ctx_script(job_ctx):\n    agent = job_ctx.agent\n    agent.output_manager.send({\n        \
+             'job': job_ctx.job, 'job_message': job_ctx.job_message, 'agent_message': agent.agent_message,\n        \
+             'entered': agent.entered})\n",
+        );
+    let calls = Recorder::default();
+    let mut worker =
+        Worker::start(fixture.python_spec(json!({"name": "a"})), Logs::default().sink(), &calls).await.unwrap();
+
+    let outcome = worker.run_job(job(json!({"n": 7})), JOB_TIMEOUT, &calls).await;
+
+    assert_eq!(outcome, JobOutcome::Done { status: FinalStatus::Success, error: None });
+    assert_eq!(
+        calls.outputs(),
+        [json!({"job": {"n": 7}, "job_message": {"n": 7}, "agent_message": {"name": "a"}, "entered": true})]
+    );
+}

@@ -293,9 +293,13 @@ impl Worker {
                     return Ok(status);
                 }
                 Event::Closed => continue,
-                Event::Deadline | Event::Broken(_) => {
+                Event::Deadline => {
                     self.kill_and_reap().await;
                     return Err(WorkerError::ShutdownTimedOut { grace });
+                }
+                Event::Broken(message) => {
+                    self.kill_and_reap().await;
+                    return Err(WorkerError::Protocol { phase: "at shutdown", message });
                 }
             }
         }

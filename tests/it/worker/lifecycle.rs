@@ -215,3 +215,39 @@ async fn a_workdir_too_long_for_a_socket_path_still_works() {
 
     assert_eq!(outcome, JobOutcome::Done { status: FinalStatus::Success, error: None });
 }
+
+#[tokio::test]
+async fn a_worker_breaking_the_protocol_mid_job_is_a_protocol_error_and_is_killed() {
+    let fixture = Fixture::new().file("breaks_protocol.py", include_str!("fixtures/breaks_protocol.py"));
+    let command = ["python3", "breaks_protocol.py"].map(String::from).to_vec();
+    let calls = Recorder::default();
+    let mut worker =
+        Worker::start(fixture.spec_in(&fixture.project(), command, json!({})), Logs::default().sink(), &calls)
+            .await
+            .unwrap();
+    let pid = worker.pid();
+
+    let outcome = worker.run_job(job(json!({})), JOB_TIMEOUT, &calls).await;
+
+    let JobOutcome::ProtocolError { message } = &outcome else { panic!("{outcome:?}") };
+    assert!(message.contains("not a protocol message") && message.contains("Traceback"), "{message}");
+    assert!(eventually(|| !exists(pid)).await, "the worker {pid} was not killed");
+}
+
+#[tokio::test]
+async fn a_worker_that_does_not_exit_after_shutdown_is_killed_after_the_grace() {
+    let fixture = Fixture::new().file("ctx_script.py", "async def ctx_script(job_ctx, agent_ctx):\n    pass\n").file(
+        "ctx_agent_context.py",
+        "import asyncio\nclass AgentContext:\n    async def __aenter__(self):\n        return self\n    \
+         async def __aexit__(self, *exc):\n        await asyncio.sleep(600)\n",
+    );
+    let calls = Recorder::default();
+    let worker = Worker::start(fixture.python_spec(json!({})), Logs::default().sink(), &calls).await.unwrap();
+    let pid = worker.pid();
+
+    let error = worker.shutdown(Duration::from_secs(2), &calls).await.unwrap_err();
+
+    assert!(matches!(error, WorkerError::ShutdownTimedOut { .. }), "{error}");
+    assert_eq!(error.to_string(), "worker did not exit within 2 s of shutdown and was killed");
+    assert!(eventually(|| !exists(pid)).await, "the worker {pid} outlived its shutdown");
+}

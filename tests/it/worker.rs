@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use armada::agent::worker::{
-    DEFAULT_WORKER_COMMAND, InitContext, JobRequest, LogLine, LogSink, LogStream, WorkerCalls, WorkerSpec,
+    DEFAULT_WORKER_COMMAND, InitContext, JobRequest, LogLine, LogSink, LogStream, Worker, WorkerCalls, WorkerSpec,
     materialize_python_helper,
 };
 use serde_json::{Value, json};
@@ -121,6 +121,13 @@ impl Fixture {
 
     fn read(&self, name: &str) -> Option<String> {
         std::fs::read_to_string(self.project().join(name)).ok()
+    }
+
+    /// Starts the Python helper on the project; panics if it does not get ready.
+    async fn start(&self, agent_message: Value) -> (Worker, Recorder, Logs) {
+        let (calls, logs) = (Recorder::default(), Logs::default());
+        let worker = Worker::start(self.python_spec(agent_message), logs.sink(), &calls).await.unwrap();
+        (worker, calls, logs)
     }
 
     /// `python3 -m armada_worker` in the project, with the helper on PYTHONPATH.

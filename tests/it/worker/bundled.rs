@@ -1,16 +1,15 @@
 //! The original dashboard's bundled Celery-style `code` string, run without Celery.
 
-use armada::agent::worker::{FinalStatus, JobOutcome, Worker};
+use armada::agent::worker::{FinalStatus, JobOutcome};
 use serde_json::json;
 
-use super::{Fixture, GRACE, JOB_TIMEOUT, Logs, Recorder, job};
+use super::{Fixture, GRACE, JOB_TIMEOUT, job};
 
 #[tokio::test]
 async fn celery_style_bundled_code_runs_without_celery_installed() {
     let fixture = Fixture::new();
     let message = json!({"code": include_str!("fixtures/bundled_code.py")});
-    let calls = Recorder::default();
-    let mut worker = Worker::start(fixture.python_spec(message), Logs::default().sink(), &calls).await.unwrap();
+    let (mut worker, calls, _) = fixture.start(message).await;
     assert_eq!(calls.outputs(), [json!({"init": "started", "celery": "0.0.0+armada-stand-in"})]);
 
     let first = job(json!({"n": 1}));

@@ -3,17 +3,17 @@
 use std::time::Duration;
 
 use armada::agent::worker::{FinalStatus, JobOutcome, Worker, WorkerError};
-use armada::process::ChildSpec;
+use armada::process::{ChildProcess, ChildSpec};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
 
 use super::{Fixture, JOB_TIMEOUT, Logs, Recorder, eventually, exists, job, running};
 
 #[tokio::test]
 async fn worker_exiting_mid_job_is_a_crash_with_its_code_and_stderr() {
     let fixture = Fixture::standard();
-    let calls = Recorder::default();
-    let mut worker = Worker::start(fixture.python_spec(json!({})), Logs::default().sink(), &calls).await.unwrap();
+    let (mut worker, calls, _) = fixture.start(json!({})).await;
     let request = job(json!({"n": 1, "mode": "exit"}));
 
     let outcome = worker.run_job(request.clone(), JOB_TIMEOUT, &calls).await;
@@ -34,8 +34,7 @@ async fn worker_exiting_mid_job_is_a_crash_with_its_code_and_stderr() {
 #[tokio::test]
 async fn worker_killed_mid_job_is_a_crash_with_signal_9() {
     let fixture = Fixture::standard();
-    let calls = Recorder::default();
-    let mut worker = Worker::start(fixture.python_spec(json!({})), Logs::default().sink(), &calls).await.unwrap();
+    let (mut worker, calls, _) = fixture.start(json!({})).await;
     let request = job(json!({"n": 1, "mode": "sigkill"}));
 
     let outcome = worker.run_job(request.clone(), JOB_TIMEOUT, &calls).await;
@@ -49,8 +48,7 @@ async fn worker_killed_mid_job_is_a_crash_with_signal_9() {
 #[tokio::test]
 async fn a_job_past_its_timeout_is_timed_out_and_the_worker_is_killed() {
     let fixture = Fixture::standard();
-    let calls = Recorder::default();
-    let mut worker = Worker::start(fixture.python_spec(json!({})), Logs::default().sink(), &calls).await.unwrap();
+    let (mut worker, calls, _) = fixture.start(json!({})).await;
     let pid = worker.pid();
     let timeout = Duration::from_secs(3);
 
@@ -79,9 +77,7 @@ async fn a_new_worker_starts_after_a_crash_and_runs_init_again() {
 #[tokio::test]
 async fn dropping_a_worker_kills_it_and_what_it_started() {
     let fixture = Fixture::standard();
-    let calls = Recorder::default();
-    let worker =
-        Worker::start(fixture.python_spec(json!({"spawn_child": true})), Logs::default().sink(), &calls).await.unwrap();
+    let (worker, calls, _) = fixture.start(json!({"spawn_child": true})).await;
     let init = calls.outputs()[0].clone();
     let (pid, child_pid) = (worker.pid(), init["child_pid"].as_u64().unwrap() as u32);
     assert_eq!(init["pid"].as_u64(), Some(u64::from(pid)));
@@ -132,18 +128,25 @@ async fn a_worker_of_another_protocol_version_is_refused_clearly() {
     assert!(text.contains("speaks protocol 1") && text.contains("(future-worker/9.0) speaks protocol 99"), "{text}");
 }
 
-#[tokio::test]
-async fn the_python_helper_refuses_an_agent_of_another_protocol_version() {
-    let fixture = Fixture::standard();
+/// Starts `python3 -m armada_worker` on the fixture with the test as its agent: returns the
+/// helper and its connection, on which the test speaks the agent's side itself.
+async fn helper_with_a_test_agent(fixture: &Fixture) -> (ChildProcess, UnixStream) {
     let socket_path = fixture.project().join("agent.sock");
-    let listener = tokio::net::UnixListener::bind(&socket_path).unwrap();
-    let mut helper = ChildSpec::new("python3", fixture.project())
+    let listener = UnixListener::bind(&socket_path).unwrap();
+    let helper = ChildSpec::new("python3", fixture.project())
         .args(["-m", "armada_worker"])
         .env("PYTHONPATH", fixture.project().parent().unwrap().join("helper"))
         .env("ARMADA_WORKER_SOCKET", &socket_path)
         .spawn()
         .unwrap();
-    let (mut stream, _) = tokio::time::timeout(JOB_TIMEOUT, listener.accept()).await.unwrap().unwrap();
+    let (stream, _) = tokio::time::timeout(JOB_TIMEOUT, listener.accept()).await.unwrap().unwrap();
+    (helper, stream)
+}
+
+#[tokio::test]
+async fn the_python_helper_refuses_an_agent_of_another_protocol_version() {
+    let fixture = Fixture::standard();
+    let (mut helper, mut stream) = helper_with_a_test_agent(&fixture).await;
     stream.write_all(b"{\"type\":\"hello\",\"protocol\":2,\"agent\":\"armada/9.9.9\"}\n").await.unwrap();
     let mut worker_hello = String::new();
     BufReader::new(&mut stream).read_line(&mut worker_hello).await.unwrap();
@@ -165,15 +168,7 @@ async fn the_python_helper_tears_down_and_exits_when_the_agent_goes_away() {
         "class AgentContext:\n    async def __aenter__(self):\n        return self\n    \
          async def __aexit__(self, *exc):\n        open('teardown.log', 'w').write('aexit')\n",
     );
-    let socket_path = fixture.project().join("agent.sock");
-    let listener = tokio::net::UnixListener::bind(&socket_path).unwrap();
-    let mut helper = ChildSpec::new("python3", fixture.project())
-        .args(["-m", "armada_worker"])
-        .env("PYTHONPATH", fixture.project().parent().unwrap().join("helper"))
-        .env("ARMADA_WORKER_SOCKET", &socket_path)
-        .spawn()
-        .unwrap();
-    let (stream, _) = tokio::time::timeout(JOB_TIMEOUT, listener.accept()).await.unwrap().unwrap();
+    let (mut helper, stream) = helper_with_a_test_agent(&fixture).await;
     let (read_half, mut write_half) = stream.into_split();
     let init = json!({"type": "init", "agent_message": {}, "context": super::context()});
     write_half
@@ -241,8 +236,7 @@ async fn a_worker_that_does_not_exit_after_shutdown_is_killed_after_the_grace() 
         "import asyncio\nclass AgentContext:\n    async def __aenter__(self):\n        return self\n    \
          async def __aexit__(self, *exc):\n        await asyncio.sleep(600)\n",
     );
-    let calls = Recorder::default();
-    let worker = Worker::start(fixture.python_spec(json!({})), Logs::default().sink(), &calls).await.unwrap();
+    let (worker, calls, _) = fixture.start(json!({})).await;
     let pid = worker.pid();
 
     let error = worker.shutdown(Duration::from_secs(2), &calls).await.unwrap_err();

@@ -1,16 +1,15 @@
 //! The Python helper running an original-style project (ctx_agent_context / ctx_job_context /
 //! ctx_script) with the `src.*` stand-ins.
 
-use armada::agent::worker::{FinalStatus, JobOutcome, LogStream, Worker};
+use armada::agent::worker::{FinalStatus, JobOutcome, LogStream};
 use serde_json::json;
 
-use super::{Fixture, GRACE, JOB_TIMEOUT, Logs, Recorder, job};
+use super::{Fixture, GRACE, JOB_TIMEOUT, job};
 
 #[tokio::test]
 async fn agent_context_is_entered_once_and_calls_arrive_in_order() {
     let fixture = Fixture::standard();
-    let (calls, logs) = (Recorder::default(), Logs::default());
-    let mut worker = Worker::start(fixture.python_spec(json!({"name": "agent-0"})), logs.sink(), &calls).await.unwrap();
+    let (mut worker, calls, logs) = fixture.start(json!({"name": "agent-0"})).await;
     let jobs: Vec<_> = (1..=3).map(|n| job(json!({"n": n}))).collect();
     for request in &jobs {
         let outcome = worker.run_job(request.clone(), JOB_TIMEOUT, &calls).await;
@@ -41,8 +40,7 @@ async fn agent_context_is_entered_once_and_calls_arrive_in_order() {
 #[tokio::test]
 async fn shutdown_exits_the_agent_context_and_the_worker_exits_zero() {
     let fixture = Fixture::standard();
-    let calls = Recorder::default();
-    let worker = Worker::start(fixture.python_spec(json!({})), Logs::default().sink(), &calls).await.unwrap();
+    let (worker, calls, _) = fixture.start(json!({})).await;
     assert!(worker.name().starts_with("armada_worker/"), "{}", worker.name());
     assert_eq!(fixture.read("teardown.log"), None);
 
@@ -56,8 +54,7 @@ async fn shutdown_exits_the_agent_context_and_the_worker_exits_zero() {
 #[tokio::test]
 async fn final_status_rules_return_raise_and_explicit_records() {
     let fixture = Fixture::standard();
-    let (calls, logs) = (Recorder::default(), Logs::default());
-    let mut worker = Worker::start(fixture.python_spec(json!({})), logs.sink(), &calls).await.unwrap();
+    let (mut worker, calls, logs) = fixture.start(json!({})).await;
     let cases = [
         ("return", FinalStatus::Success, None),
         ("raise", FinalStatus::Failed, Some("ValueError: boom 2")),
@@ -93,8 +90,7 @@ async fn final_status_rules_return_raise_and_explicit_records() {
 #[tokio::test]
 async fn create_job_for_the_current_job_sends_nothing_and_for_another_records_it() {
     let fixture = Fixture::standard();
-    let calls = Recorder::default();
-    let mut worker = Worker::start(fixture.python_spec(json!({})), Logs::default().sink(), &calls).await.unwrap();
+    let (mut worker, calls, _) = fixture.start(json!({})).await;
     let other = uuid::Uuid::new_v4();
     let mut request = job(json!({}));
     request.job_message = json!({"n": 1, "mode": "create_job", "current": request.job_uuid, "other": other});
@@ -114,8 +110,7 @@ async fn create_job_for_the_current_job_sends_nothing_and_for_another_records_it
 #[tokio::test]
 async fn prints_that_look_like_protocol_messages_stay_logs() {
     let fixture = Fixture::standard();
-    let (calls, logs) = (Recorder::default(), Logs::default());
-    let mut worker = Worker::start(fixture.python_spec(json!({})), logs.sink(), &calls).await.unwrap();
+    let (mut worker, calls, logs) = fixture.start(json!({})).await;
     let noisy = job(json!({"n": 1, "mode": "garbage"}));
 
     let outcome = worker.run_job(noisy.clone(), JOB_TIMEOUT, &calls).await;
@@ -139,9 +134,8 @@ async fn prints_that_look_like_protocol_messages_stay_logs() {
 #[tokio::test]
 async fn stand_ins_hand_over_proxy_fingerprint_and_a_database() {
     let fixture = Fixture::standard();
-    let calls = Recorder::default();
     let message = json!({"config_proxy": {"upstream_proxy_enabled": 1}});
-    let mut worker = Worker::start(fixture.python_spec(message), Logs::default().sink(), &calls).await.unwrap();
+    let (mut worker, calls, _) = fixture.start(message).await;
 
     let outcome = worker.run_job(job(json!({"n": 1, "mode": "extras"})), JOB_TIMEOUT, &calls).await;
 
@@ -177,9 +171,7 @@ async fn contexts_and_script_of_other_shapes_get_what_they_accept() {
              'job': job_ctx.job, 'job_message': job_ctx.job_message, 'agent_message': agent.agent_message,\n        \
              'entered': agent.entered})\n",
         );
-    let calls = Recorder::default();
-    let mut worker =
-        Worker::start(fixture.python_spec(json!({"name": "a"})), Logs::default().sink(), &calls).await.unwrap();
+    let (mut worker, calls, _) = fixture.start(json!({"name": "a"})).await;
 
     let outcome = worker.run_job(job(json!({"n": 7})), JOB_TIMEOUT, &calls).await;
 

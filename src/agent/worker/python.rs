@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 #[folder = "python/"]
 #[exclude = "*.pyc"]
 #[exclude = "*/__pycache__/*"]
-#[exclude = "tests/*"]
 struct PythonHelper;
 
 /// Writes the helper's files under `dir` (created if needed) and returns the directory to put

@@ -1,0 +1,3 @@
+//! Integration tests, one binary (each test binary links the whole dependency tree).
+
+mod worker;

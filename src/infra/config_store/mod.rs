@@ -2,10 +2,12 @@
 //! under the original's key `{run_id}{i}`, and the run's project bundle — until the run ends
 //! and the keys expire.
 //!
-//! Implementations: [`memory::MemoryConfigStore`] (in-process, the embedded default). Every
+//! Implementations: [`memory::MemoryConfigStore`] (in-process, the embedded default) and
+//! [`redis::RedisConfigStore`] (Redis). Every
 //! implementation passes the same suite, [`conformance`] (`config_store_suite!`).
 
 pub mod memory;
+pub mod redis;
 
 #[cfg(test)]
 pub mod conformance;
@@ -83,10 +85,9 @@ pub trait ConfigStore: Send + Sync + 'static {
 pub async fn open(settings: &ConfigStoreSettings) -> Result<Arc<dyn ConfigStore>, ConfigStoreError> {
     match settings {
         ConfigStoreSettings::InProcess => Ok(Arc::new(memory::MemoryConfigStore::new())),
-        ConfigStoreSettings::Redis { host, port, .. } => Err(ConfigStoreError::Unavailable(format!(
-            "the Redis config store (redis://{host}:{port}) is not built yet; unset REDIS_URL, REDIS_HOST and \
-             REDIS_PORT to use the in-process store"
-        ))),
+        ConfigStoreSettings::Redis { url, host, port } => {
+            Ok(Arc::new(redis::RedisConfigStore::connect(url.expose(), &format!("redis://{host}:{port}")).await?))
+        }
     }
 }
 

@@ -309,4 +309,52 @@ mod tests {
     crate::infra::broker::conformance::broker_suite!(memory_broker, async {
         Some(Arc::new(MemoryBroker::new()) as Arc<dyn Broker>)
     });
+
+    /// A big run: 100,000 jobs, 8 agents with prefetch 1. Every job exactly once; the rate is
+    /// printed (not asserted: this is a debug build on a shared machine).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hundred_thousand_jobs_drain_exactly_once() {
+        const TOTAL: usize = 100_000;
+        let broker = Arc::new(MemoryBroker::new());
+        broker.declare("big").await.unwrap();
+        let started = std::time::Instant::now();
+        let jobs: Vec<Bytes> = (0..TOTAL).map(|i| Bytes::from((i as u64).to_le_bytes().to_vec())).collect();
+        broker.publish("big", &jobs).await.unwrap();
+        let published = started.elapsed();
+        let mut agents = Vec::new();
+        for _ in 0..8 {
+            let mut consumer = broker.consume("big", 1).await.unwrap();
+            let broker = broker.clone();
+            agents.push(tokio::spawn(async move {
+                let mut seen = Vec::new();
+                loop {
+                    let next = tokio::select! {
+                        next = consumer.next() => next,
+                        () = tokio::time::sleep(std::time::Duration::from_millis(200)) => {
+                            if broker.stats("big").await.unwrap().ready == 0 { break } else { continue }
+                        }
+                    };
+                    let delivery = next.unwrap().unwrap();
+                    seen.push(u64::from_le_bytes(delivery.body[..].try_into().unwrap()));
+                    delivery.ack().await.unwrap();
+                }
+                seen
+            }));
+        }
+        let mut all = vec![false; TOTAL];
+        for agent in agents {
+            for job in agent.await.unwrap() {
+                let slot = &mut all[usize::try_from(job).unwrap()];
+                assert!(!*slot, "job {job} delivered twice");
+                *slot = true;
+            }
+        }
+        assert!(all.iter().all(|seen| *seen), "some jobs were never delivered");
+        let took = started.elapsed();
+        eprintln!(
+            "memory broker: published {TOTAL} in {published:?}; published and drained by 8 consumers in {took:?} \
+             ({:.0} jobs/s)",
+            TOTAL as f64 / took.as_secs_f64()
+        );
+    }
 }

@@ -2,9 +2,11 @@
 //! orchestrator publishes the jobs, agents consume them one at a time with manual
 //! acknowledgement, so a job held by an agent that dies goes back to the queue.
 //!
-//! Implementations: [`memory::MemoryBroker`] (in-process, the embedded default). Every
+//! Implementations: [`memory::MemoryBroker`] (in-process, the embedded default) and
+//! [`amqp::AmqpBroker`] (RabbitMQ). Every
 //! implementation passes the same suite, [`conformance`] (`broker_suite!`).
 
+pub mod amqp;
 pub mod memory;
 
 #[cfg(test)]
@@ -157,8 +159,6 @@ impl fmt::Debug for Delivery {
 pub async fn open(settings: &BrokerSettings) -> Result<Arc<dyn Broker>, BrokerError> {
     match settings {
         BrokerSettings::InProcess => Ok(Arc::new(memory::MemoryBroker::new())),
-        BrokerSettings::Amqp { .. } => Err(BrokerError::Unavailable(
-            "the RabbitMQ broker is not built yet; unset RABBITMQ_URL to use the in-process broker".into(),
-        )),
+        BrokerSettings::Amqp { url } => Ok(Arc::new(amqp::AmqpBroker::new(url.expose()))),
     }
 }

@@ -22,12 +22,22 @@ const TEST_LIMIT: Duration = Duration::from_secs(120);
 /// line: the constructor itself prints why and how to enable it.
 pub async fn run_conformance<F: Future<Output = ()>>(engine: &str, suite: &str, test: &str, body: Option<F>) {
     let Some(body) = body else {
-        eprintln!("SKIPPED: {engine} conformance test {suite}::{test}: the engine is not available here (see above)");
+        loud(&format!(
+            "SKIPPED: {engine} conformance test {suite}::{test}: the engine is not available here \
+             (why, and how to enable it: the SKIPPED line naming the engine)"
+        ));
         return;
     };
     if tokio::time::timeout(TEST_LIMIT, body).await.is_err() {
         panic!("{engine} conformance test {suite}::{test} did not finish within {TEST_LIMIT:?}");
     }
+}
+
+/// Straight to the process's stderr: the test harness captures `eprintln!` and shows it only
+/// for failing tests, and a skip must be seen.
+pub fn loud(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// A loopback port nobody listens on right now.
@@ -38,7 +48,7 @@ pub fn free_port() -> u16 {
 fn live_servers_disabled(name: &str, env: &str) -> bool {
     let disabled = std::env::var("ARMADA_TEST_LIVE_SERVERS").is_ok_and(|v| v == "0");
     if disabled {
-        eprintln!("SKIPPED {name}: ARMADA_TEST_LIVE_SERVERS=0; unset it, or set {env}, to run against {name}");
+        loud(&format!("SKIPPED {name}: ARMADA_TEST_LIVE_SERVERS=0; unset it, or set {env}=…, to run against {name}"));
     }
     disabled
 }
@@ -83,7 +93,7 @@ fn shared_url(
         return None;
     }
     if !Path::new(binary).exists() {
-        eprintln!("SKIPPED {name}: {binary} is not installed; install it, or set {env}=… to run against {name}");
+        loud(&format!("SKIPPED {name}: {binary} is not installed; install it, or set {env}=…, to run against {name}"));
         return None;
     }
     // The shared server lives until the test binary exits (see `stop_all_at_exit`).

@@ -4,7 +4,7 @@
 //! `Option<Arc<dyn Broker>>` (`None` = the engine is not available here; the constructor says
 //! why and how to enable it, and every test prints a SKIPPED line):
 //!
-//! ```ignore
+//! ```text
 //! crate::infra::broker::conformance::broker_suite!(memory_broker, async {
 //!     Some(Arc::new(MemoryBroker::new()) as Arc<dyn Broker>)
 //! });

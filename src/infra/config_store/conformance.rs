@@ -4,7 +4,7 @@
 //! `Option<Arc<dyn ConfigStore>>` (`None` = the engine is not available here; the constructor
 //! says why and how to enable it, and every test prints a SKIPPED line):
 //!
-//! ```ignore
+//! ```text
 //! crate::infra::config_store::conformance::config_store_suite!(memory_config_store, async {
 //!     Some(Arc::new(MemoryConfigStore::new()) as Arc<dyn ConfigStore>)
 //! });

@@ -5,7 +5,7 @@
 //! and gives back `Option<Arc<dyn Launcher>>` (`None` = not available here; it says why and
 //! how to enable it, and every test prints a SKIPPED line):
 //!
-//! ```ignore
+//! ```text
 //! crate::infra::launcher::conformance::launcher_suite!(in_process_launcher, |fixture: LauncherFixture| async move {
 //!     Some(Arc::new(InProcessLauncher::new(entry_for(fixture.behaviour)).with_stop_grace(fixture.stop_grace))
 //!         as Arc<dyn Launcher>)

@@ -1,6 +1,7 @@
 //! Armada: run one automation script at scale. The library behind the `armada` binary; the
 //! map of its modules is ARCHITECTURE.md at the repository root.
 
+pub mod agent;
 pub mod app;
 pub mod cli;
 pub mod docs;
@@ -10,6 +11,8 @@ pub mod infra;
 pub mod model;
 pub mod observability;
 pub mod pipeline;
+pub mod process;
+pub mod project;
 pub mod records;
 pub mod roles;
 pub mod settings;

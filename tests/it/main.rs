@@ -1,8 +1,10 @@
-//! Integration tests: the in-process app over real loopback HTTP and WebSocket.
+//! Integration tests, one binary (each test binary links the whole dependency tree): the
+//! in-process app and real processes over loopback HTTP and WebSocket.
 
 #[path = "../support/mod.rs"]
 mod support;
 
 mod backend;
 mod platform;
+mod worker;
 mod ws;

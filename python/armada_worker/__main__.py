@@ -1,0 +1,5 @@
+"""Entry point: ``python3 -m armada_worker``."""
+
+from armada_worker.serve import main
+
+main()

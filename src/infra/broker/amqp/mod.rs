@@ -1,0 +1,256 @@
+//! The RabbitMQ broker (lapin): durable queues named by the run id, persistent messages,
+//! publisher confirms with pipelined publishing, prefetch through `basic.qos`, manual ack.
+//!
+//! One connection per broker, re-opened on demand after it is lost; one short-lived channel
+//! per management call (a 404 closes the channel it happens on, so channels are not shared),
+//! one per publish batch, one per consumer. Every call is bounded by a timeout: an outage is
+//! a prompt `Unavailable`, never a hang. Consumers reconnect and resume by themselves.
+
+mod consumer;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions, QueuePurgeOptions,
+};
+use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+
+use super::{Broker, BrokerError, Consumer, QueueStats, validate_queue_name};
+
+/// Bound on connecting and on each management call.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// AMQP delivery mode 2: the broker writes the message to disk.
+const PERSISTENT: u8 = 2;
+
+pub struct AmqpBroker {
+    connector: Arc<Connector>,
+}
+
+/// The broker's one connection, re-opened when lost.
+struct Connector {
+    url: String,
+    /// `amqp://host:port/vhost`, no credentials.
+    address: String,
+    timeout: Duration,
+    connection: tokio::sync::Mutex<Option<Arc<Connection>>>,
+}
+
+/// `amqp://user:password@host:port/vhost` → `amqp://host:port/vhost`.
+pub fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            if path.is_empty() { format!("{scheme}://{host}") } else { format!("{scheme}://{host}/{path}") }
+        }
+        None => "amqp://(unparsable URL)".into(),
+    }
+}
+
+impl AmqpBroker {
+    /// A broker for `url`. Connects lazily: the first call (or `check_connectivity`) opens the
+    /// connection, so a process may start before RabbitMQ does.
+    pub fn new(url: &str) -> Self {
+        Self::with_timeout(url, DEFAULT_TIMEOUT)
+    }
+
+    pub fn with_timeout(url: &str, timeout: Duration) -> Self {
+        Self {
+            connector: Arc::new(Connector {
+                url: url.to_string(),
+                address: redact_url(url),
+                timeout,
+                connection: tokio::sync::Mutex::new(None),
+            }),
+        }
+    }
+}
+
+impl Connector {
+    async fn connection(&self) -> Result<Arc<Connection>, BrokerError> {
+        let mut current = self.connection.lock().await;
+        if let Some(connection) = current.as_ref()
+            && connection.status().connected()
+        {
+            return Ok(connection.clone());
+        }
+        let connect = Connection::connect(&self.url, ConnectionProperties::default());
+        let connection = match tokio::time::timeout(self.timeout, connect).await {
+            Ok(Ok(connection)) => Arc::new(connection),
+            Ok(Err(e)) => return Err(self.unavailable("connect", &e)),
+            Err(_) => {
+                return Err(BrokerError::Unavailable(format!(
+                    "RabbitMQ at {}: no connection within {:?}",
+                    self.address, self.timeout
+                )));
+            }
+        };
+        tracing::debug!(rabbitmq = %self.address, "connected");
+        *current = Some(connection.clone());
+        Ok(connection)
+    }
+
+    async fn channel(&self) -> Result<Channel, BrokerError> {
+        let connection = self.connection().await?;
+        self.bounded("open a channel", connection.create_channel()).await
+    }
+
+    /// Runs one AMQP call within the timeout, mapping its error.
+    async fn bounded<T>(&self, what: &str, call: impl Future<Output = lapin::Result<T>>) -> Result<T, BrokerError> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(result) => result.map_err(|e| self.error(what, &e)),
+            Err(_) => Err(BrokerError::Unavailable(format!(
+                "RabbitMQ at {}: {what}: no answer within {:?}",
+                self.address, self.timeout
+            ))),
+        }
+    }
+
+    fn unavailable(&self, what: &str, e: &lapin::Error) -> BrokerError {
+        BrokerError::Unavailable(format!("RabbitMQ at {}: {what}: {e}", self.address))
+    }
+
+    /// Maps an error of a call naming a queue (`what` = `declare queue …`).
+    fn error(&self, what: &str, e: &lapin::Error) -> BrokerError {
+        if let lapin::ErrorKind::ProtocolError(amqp) = e.kind() {
+            match amqp.kind() {
+                AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND) => {
+                    return BrokerError::NotFound(format!("{what}: not found ({})", amqp.get_message()));
+                }
+                AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED) => {
+                    return BrokerError::Conflict(format!("{what}: {}", amqp.get_message()));
+                }
+                _ => {}
+            }
+        }
+        self.unavailable(what, e)
+    }
+
+    /// Passive declare: the queue's counts, `NotFound` if it does not exist.
+    async fn inspect(&self, queue: &str) -> Result<lapin::Queue, BrokerError> {
+        let channel = self.channel().await?;
+        let options = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
+        let declare = channel.queue_declare(queue.into(), options, FieldTable::default());
+        let result = self.bounded(&format!("queue {queue}"), declare).await;
+        close(channel).await;
+        result
+    }
+}
+
+/// Closes a channel without waiting on a broker that may be gone.
+async fn close(channel: Channel) {
+    if channel.status().connected() {
+        let _ = tokio::time::timeout(Duration::from_secs(1), channel.close(200, "done".into())).await;
+    }
+}
+
+#[async_trait]
+impl Broker for AmqpBroker {
+    fn describe(&self) -> String {
+        self.connector.address.clone()
+    }
+
+    async fn check_connectivity(&self) -> Result<(), BrokerError> {
+        close(self.connector.channel().await?).await;
+        Ok(())
+    }
+
+    async fn declare(&self, queue: &str) -> Result<(), BrokerError> {
+        validate_queue_name(queue)?;
+        let channel = self.connector.channel().await?;
+        let declare = channel.queue_declare(queue.into(), QueueDeclareOptions::durable(), FieldTable::default());
+        let result = self.connector.bounded(&format!("declare queue {queue}"), declare).await;
+        close(channel).await;
+        result.map(|_| ())
+    }
+
+    async fn publish(&self, queue: &str, messages: &[Bytes]) -> Result<(), BrokerError> {
+        validate_queue_name(queue)?;
+        // Fail fast (before sending 100,000 messages nowhere) when the queue does not exist;
+        // `mandatory` below catches a queue deleted meanwhile.
+        self.connector.inspect(queue).await?;
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let connector = &self.connector;
+        let channel = connector.channel().await?;
+        let result = async {
+            connector
+                .bounded("enable publisher confirms", channel.confirm_select(ConfirmSelectOptions::default()))
+                .await?;
+            let properties = BasicProperties::default().with_delivery_mode(PERSISTENT);
+            let options = BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() };
+            // Pipelined: send everything, then collect the confirms.
+            let mut confirms = Vec::with_capacity(messages.len());
+            for body in messages {
+                let publish = channel.basic_publish("".into(), queue.into(), options, body, properties.clone());
+                confirms.push(connector.bounded(&format!("publish to queue {queue}"), publish).await?);
+            }
+            for confirm in confirms {
+                match connector.bounded(&format!("confirm of a message to queue {queue}"), confirm).await? {
+                    Confirmation::Ack(None) => {}
+                    Confirmation::Ack(Some(_)) => {
+                        return Err(BrokerError::NotFound(format!("queue {queue} not found")));
+                    }
+                    Confirmation::Nack(_) => {
+                        return Err(BrokerError::Unavailable(format!(
+                            "RabbitMQ at {} refused a message for queue {queue}",
+                            connector.address
+                        )));
+                    }
+                    Confirmation::NotRequested => {
+                        return Err(BrokerError::Unavailable("publisher confirms were not enabled".into()));
+                    }
+                }
+            }
+            Ok(())
+        }
+        .await;
+        close(channel).await;
+        result
+    }
+
+    async fn consume(&self, queue: &str, prefetch: u16) -> Result<Box<dyn Consumer>, BrokerError> {
+        validate_queue_name(queue)?;
+        Ok(Box::new(consumer::AmqpConsumer::start(self.connector.clone(), queue, prefetch).await?))
+    }
+
+    async fn stats(&self, queue: &str) -> Result<QueueStats, BrokerError> {
+        validate_queue_name(queue)?;
+        let declared = self.connector.inspect(queue).await?;
+        Ok(QueueStats {
+            ready: u64::from(declared.message_count()),
+            unacked: None,
+            consumers: declared.consumer_count(),
+        })
+    }
+
+    async fn purge(&self, queue: &str) -> Result<u64, BrokerError> {
+        validate_queue_name(queue)?;
+        let channel = self.connector.channel().await?;
+        let purge = channel.queue_purge(queue.into(), QueuePurgeOptions::default());
+        let result = self.connector.bounded(&format!("queue {queue}"), purge).await;
+        close(channel).await;
+        result.map(u64::from)
+    }
+
+    async fn delete(&self, queue: &str) -> Result<(), BrokerError> {
+        validate_queue_name(queue)?;
+        let channel = self.connector.channel().await?;
+        let delete = channel.queue_delete(queue.into(), QueueDeleteOptions::default());
+        let result = self.connector.bounded(&format!("delete queue {queue}"), delete).await;
+        close(channel).await;
+        match result {
+            Ok(_) | Err(BrokerError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}

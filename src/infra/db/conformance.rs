@@ -1,12 +1,17 @@
-//! The `Store` conformance suite: one test body per behaviour, run against every
-//! implementation so the embedded and the distributed database cannot drift apart.
+//! The one test body every `Store` implementation passes, so the embedded and the distributed
+//! database cannot drift apart.
 //!
-//! An implementation's tests instantiate it with a factory returning a fresh, migrated store
-//! (or `None` when the engine is not available on this machine, which skips loudly):
+//! Instantiate it next to an implementation with an async constructor expression giving
+//! `Option<TestStore>`: a fresh, migrated store plus whatever must outlive it (a temporary
+//! folder), or `None` when the engine is not available here (the constructor says why and how
+//! to enable it, and every test prints a SKIPPED line):
 //!
-//! ```ignore
-//! crate::infra::db::conformance::store_suite!(crate::infra::db::sqlite::tests::temp_store());
+//! ```text
+//! crate::infra::db::conformance::store_suite!(sqlite_store, crate::infra::db::sqlite::tests::temp_store());
 //! ```
+//!
+//! The expression is evaluated once per test. A shared server (SQL Server) should hand each
+//! test its own database or schema: the bodies count rows and expect to start empty.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -16,45 +21,53 @@ use uuid::Uuid;
 use super::{Applied, JobUpdate, Mutation, NewEvent, NewJob, NewLogChunk, NewOutput, NewRun, Store, StoreError};
 use crate::model::{Event, Job, PageRequest, Run, RunStatus, Timestamp, status};
 
-/// A store for one test, and whatever must live as long as it (a temporary folder).
+/// A store for one test, and whatever must live as long as it.
 pub struct TestStore {
     pub store: Arc<dyn Store>,
     pub guard: Box<dyn Any + Send + Sync>,
 }
 
-/// Expands to one `#[tokio::test]` per behaviour, each on a fresh store from `$make`
-/// (an expression of type `impl Future<Output = Option<TestStore>>`).
+/// Expands to a module `$suite` with one `#[tokio::test]` per behaviour below.
 macro_rules! store_suite {
-    ($make:expr) => {
-        $crate::infra::db::conformance::store_suite!(@each $make;
-            migrate_twice_is_a_noop,
-            create_run_is_idempotent,
-            replayed_batch_changes_nothing,
-            unknown_parent_rejects_only_that_item,
-            updates_of_unknown_ids_are_not_found,
-            updates_change_only_what_they_name,
-            run_reaching_a_final_status_is_stamped_finished,
-            lists_are_newest_first_with_insertion_order_breaking_ties,
-            pagination_counts_all_matches,
-            delete_run_removes_everything_of_that_run_only,
-            finish_open_jobs_closes_only_open_jobs,
-            job_logs_keep_the_newest_bytes_and_ignore_replayed_chunks,
-            datetimes_round_trip_with_microseconds,
-            outputs_keep_their_json_and_job,
-            jobs_are_counted_by_status,
-            connectivity_check_passes
-        );
+    ($suite:ident, $make:expr) => {
+        mod $suite {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::infra::db::conformance::store_suite!(@tests $suite, $make;
+                migrate_twice_is_a_noop,
+                create_run_is_idempotent,
+                replayed_batch_changes_nothing,
+                unknown_parent_rejects_only_that_item,
+                updates_of_unknown_ids_are_not_found,
+                updates_change_only_what_they_name,
+                run_reaching_a_final_status_is_stamped_finished,
+                lists_are_newest_first_with_insertion_order_breaking_ties,
+                pagination_counts_all_matches,
+                delete_run_removes_everything_of_that_run_only,
+                finish_open_jobs_closes_only_open_jobs,
+                job_logs_keep_the_newest_bytes_and_ignore_replayed_chunks,
+                datetimes_round_trip_with_microseconds,
+                outputs_keep_their_json_and_job,
+                jobs_are_counted_by_status,
+                connectivity_check_passes,
+            );
+        }
     };
-    (@each $make:expr; $($behaviour:ident),+ $(,)?) => {
+    (@tests $suite:ident, $make:expr; $($test:ident),+ $(,)?) => {
         $(
             #[tokio::test]
-            async fn $behaviour() {
-                let Some(test_store) = $make.await else {
-                    eprintln!(concat!("SKIPPED store conformance ", stringify!($behaviour), ": engine not configured"));
-                    return;
-                };
-                $crate::infra::db::conformance::$behaviour(&*test_store.store).await;
-                drop(test_store.guard);
+            async fn $test() {
+                let store: ::std::option::Option<$crate::infra::db::conformance::TestStore> = $make.await;
+                $crate::infra::testing::run_conformance(
+                    "store",
+                    stringify!($suite),
+                    stringify!($test),
+                    store.map(|test_store| async move {
+                        $crate::infra::db::conformance::$test(&*test_store.store).await;
+                        drop(test_store.guard);
+                    }),
+                )
+                .await;
             }
         )+
     };

@@ -172,7 +172,7 @@ pub(crate) mod tests {
         Some(TestStore { store: Arc::new(store), guard: Box::new(dir) })
     }
 
-    store_suite!(temp_store());
+    store_suite!(sqlite_store, temp_store());
 
     #[tokio::test]
     async fn first_migrate_names_what_it_applied_and_creates_the_file() {

@@ -216,6 +216,42 @@ pub struct Output {
     pub timestamp: Timestamp,
 }
 
+/// What a run's jobs say about one agent: the run view's agents panel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AgentSummary {
+    /// `job_associated_agent` as the agents record it (`agent-3` for pod index 3).
+    pub agent: String,
+    /// Jobs it started (any status but `Queued`).
+    pub jobs_taken: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    /// The job it is running now, if any.
+    pub current_job: Option<Uuid>,
+    /// The last time one of its jobs started or finished.
+    pub last_seen: Option<Timestamp>,
+}
+
+/// A run with its jobs counted by status and its agents: what progress views show.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RunSummary {
+    pub run: Run,
+    /// Jobs by status (`Queued`, `Running`, `Success`, `Failed`, `Cancelled`, …).
+    pub counts: std::collections::BTreeMap<String, u64>,
+    pub total_jobs: u64,
+    pub agents: Vec<AgentSummary>,
+}
+
+impl RunSummary {
+    pub fn count(&self, status: &str) -> u64 {
+        self.counts.get(status).copied().unwrap_or_default()
+    }
+
+    /// Jobs with an outcome (`Success`, `Failed`, `Cancelled`).
+    pub fn finished(&self) -> u64 {
+        self.counts.iter().filter(|(s, _)| status::is_final(s)).map(|(_, n)| n).sum()
+    }
+}
+
 /// A page of a list, in the original API's shape (`{"runs": […], "total", "page", "page_size"}`
 /// is built by the handler from this).
 #[derive(Debug, Clone, PartialEq)]

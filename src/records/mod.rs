@@ -261,6 +261,9 @@ mod tests {
         async fn count_jobs_by_status(&self, _: Uuid) -> Result<Vec<(String, u64)>, StoreError> {
             unreachable!()
         }
+        async fn agent_summaries(&self, _: Uuid) -> Result<Vec<crate::model::AgentSummary>, StoreError> {
+            unreachable!()
+        }
         async fn finish_open_jobs(&self, _: Uuid, _: &str, _: &str) -> Result<Vec<Job>, StoreError> {
             unreachable!()
         }

@@ -418,3 +418,54 @@ async fn stored_rows_are_counted() {
     let after = metric_sum(&app.metrics().await, "armada_rows_written_total");
     assert!(after >= before + 3.0, "before {before}, after {after}");
 }
+
+#[tokio::test]
+async fn run_summary_counts_jobs_and_agents() {
+    let app = TestApp::backend().await;
+    let run = create_run(&app, "2026-02-24T10:30:00").await;
+    for (agent, status) in
+        [("agent-0", "Success"), ("agent-0", "Running"), ("agent-1", "Failed"), ("Unknown", "Queued")]
+    {
+        let body = json!({"run_uuid": run, "job_datetime": "2026-02-24T10:31:00", "job_associated_agent": agent, "job_status": status});
+        assert_eq!(app.post("/api/jobs", &body).await.0, StatusCode::CREATED);
+    }
+    let (status, summary) = app.get(&format!("/api/runs/{run}/summary/")).await;
+    assert_eq!(status, StatusCode::OK, "{summary}");
+    assert_eq!(summary["run"]["run_uuid"], json!(run));
+    assert_eq!(summary["counts"], json!({"Failed": 1, "Queued": 1, "Running": 1, "Success": 1}));
+    assert_eq!(summary["total_jobs"], 4);
+    let agents = summary["agents"].as_array().expect("agents");
+    assert_eq!(agents.len(), 2, "{summary}");
+    assert_eq!((agents[0]["agent"].clone(), agents[0]["jobs_taken"].clone()), (json!("agent-0"), json!(2)));
+    assert!(agents[0]["current_job"].is_string(), "agent-0 runs a job: {summary}");
+    assert_eq!(agents[1]["failed"], 1);
+    let (status, body) = app.get(&format!("/api/runs/{}/summary", Uuid::new_v4())).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+}
+
+#[tokio::test]
+async fn close_jobs_finishes_only_open_jobs_and_broadcasts_them() {
+    let app = TestApp::backend().await;
+    let run = create_run(&app, "2026-02-24T10:30:00").await;
+    let open = create_job(&app, run).await;
+    let done = create_job(&app, run).await;
+    let patch = json!({"job_uuid": done, "job_status": "Success"});
+    assert_eq!(app.client.patch(app.url("/api/jobs/status")).json(&patch).send().await.expect("patch").status(), 200);
+    let (mut ws, _) = tokio_tungstenite::connect_async(app.ws_url.clone()).await.expect("ws");
+    let (status, body) = app
+        .post(
+            &format!("/api/runs/{run}/close-jobs"),
+            &json!({"job_status": "Cancelled", "job_detail": "run cancelled"}),
+        )
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"closed": 1})));
+    let (_, job) = app.get(&format!("/api/jobs/{open}")).await;
+    assert_eq!((job["job_status"].clone(), job["job_detail"].clone()), (json!("Cancelled"), json!("run cancelled")));
+    let (_, job) = app.get(&format!("/api/jobs/{done}")).await;
+    assert_eq!(job["job_status"], "Success", "a finished job keeps its outcome");
+    let message = crate::ws::next_message(&mut ws).await;
+    assert_eq!(message["type"], "update_job_status");
+    assert_eq!(message["data"]["job_uuid"], json!(open));
+    let (status, _) = app.post(&format!("/api/runs/{run}/close-jobs"), &json!({"job_status": ""})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}

@@ -49,6 +49,7 @@ macro_rules! store_suite {
                 datetimes_round_trip_with_microseconds,
                 outputs_keep_their_json_and_job,
                 jobs_are_counted_by_status,
+                agents_are_summarised_from_their_jobs,
                 connectivity_check_passes,
             );
         }
@@ -530,6 +531,35 @@ pub async fn jobs_are_counted_by_status(store: &dyn Store) {
         vec![("Failed".into(), 1), ("Queued".into(), 1), ("Running".into(), 1), ("Success".into(), 2)];
     assert_eq!(counts, expected);
     assert!(store.count_jobs_by_status(Uuid::new_v4()).await.expect("counts").is_empty());
+}
+
+pub async fn agents_are_summarised_from_their_jobs(store: &dyn Store) {
+    let run = Uuid::new_v4();
+    apply_ok(store, &[Mutation::CreateRun(new_run(run, "2026-02-24T10:00:00"))]).await;
+    let running = Uuid::new_v4();
+    let mut batch = Vec::new();
+    for (agent, s, at) in [
+        ("agent-0", status::SUCCESS, "2026-02-24T10:00:01"),
+        ("agent-0", status::FAILED, "2026-02-24T10:00:02"),
+        ("agent-0", status::RUNNING, "2026-02-24T10:00:03"),
+        ("agent-1", status::SUCCESS, "2026-02-24T10:00:04"),
+        ("Unknown", status::QUEUED, "2026-02-24T10:00:05"),
+    ] {
+        let id = if s == status::RUNNING { running } else { Uuid::new_v4() };
+        let mut job = new_job(id, run, at);
+        job.job_associated_agent = agent.into();
+        job.job_status = s.into();
+        batch.push(Mutation::CreateJob(job));
+    }
+    apply_ok(store, &batch).await;
+    let agents = store.agent_summaries(run).await.expect("summaries");
+    assert_eq!(agents.len(), 2, "queued jobs belong to no agent: {agents:?}");
+    assert_eq!(agents[0].agent, "agent-0");
+    assert_eq!((agents[0].jobs_taken, agents[0].succeeded, agents[0].failed), (3, 1, 1));
+    assert_eq!(agents[0].current_job, Some(running));
+    assert_eq!(agents[0].last_seen, Some(ts("2026-02-24T10:00:03")));
+    assert_eq!((agents[1].agent.as_str(), agents[1].jobs_taken, agents[1].current_job), ("agent-1", 1, None));
+    assert!(store.agent_summaries(Uuid::new_v4()).await.expect("summaries").is_empty());
 }
 
 pub async fn connectivity_check_passes(store: &dyn Store) {

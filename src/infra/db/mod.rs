@@ -13,7 +13,7 @@ pub mod sqlite;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use crate::model::{Event, Job, Output, Page, PageRequest, Run, RunStatus, Timestamp};
+use crate::model::{AgentSummary, Event, Job, Output, Page, PageRequest, Run, RunStatus, Timestamp};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -153,6 +153,8 @@ pub trait Store: Send + Sync + 'static {
     async fn list_jobs(&self, run_uuid: Option<Uuid>, page: PageRequest) -> Result<Page<Job>, StoreError>;
     /// `(job_status, count)` for one run.
     async fn count_jobs_by_status(&self, run_uuid: Uuid) -> Result<Vec<(String, u64)>, StoreError>;
+    /// One summary per agent that started a job of the run, ordered by agent name.
+    async fn agent_summaries(&self, run_uuid: Uuid) -> Result<Vec<AgentSummary>, StoreError>;
     /// Sets every job of the run that is not final (`Queued`, `Running`, …) to `status`, with
     /// `detail`; returns the jobs changed.
     async fn finish_open_jobs(&self, run_uuid: Uuid, status: &str, detail: &str) -> Result<Vec<Job>, StoreError>;

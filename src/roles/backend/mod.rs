@@ -12,7 +12,7 @@ mod events;
 mod jobs;
 mod outputs;
 mod records;
-mod runs;
+pub mod runs;
 mod ws;
 
 use axum::Router;
@@ -31,6 +31,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/runs", get(runs::list).post(runs::create))
         .route("/api/runs/{run_uuid}", get(runs::get).delete(runs::delete))
+        .route("/api/runs/{run_uuid}/summary", get(runs::summary))
+        .route("/api/runs/{run_uuid}/close-jobs", post(runs::close_jobs))
         .route("/api/jobs", get(jobs::list).post(jobs::create))
         .route("/api/jobs/status", patch(jobs::set_status))
         .route("/api/jobs/{job_uuid}", get(jobs::get))
@@ -49,6 +51,8 @@ pub fn router() -> Router<AppState> {
         runs::create,
         runs::get,
         runs::delete,
+        runs::summary,
+        runs::close_jobs,
         jobs::list,
         jobs::create,
         jobs::get,

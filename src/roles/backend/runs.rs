@@ -8,7 +8,7 @@ use super::{OkBody, Paging, PathUuid, create_status};
 use crate::app::AppState;
 use crate::http::{ApiError, Json, Query};
 use crate::infra::db::Applied;
-use crate::model::Run;
+use crate::model::{Run, RunSummary};
 use crate::records::wire::CreateRun;
 
 const DEFAULT_PAGE_SIZE: u32 = 5;
@@ -95,4 +95,78 @@ pub async fn delete(State(state): State<AppState>, PathUuid(run_uuid): PathUuid)
     } else {
         Err(ApiError::not_found(format!("run {run_uuid} not found")))
     }
+}
+
+/// A run with its jobs counted by status and a summary per agent (jobs taken, current job, last
+/// seen): what the dashboard's run view and `armada runs show` display.
+#[utoipa::path(
+    get,
+    path = "/api/runs/{run_uuid}/summary",
+    tag = "runs",
+    params(("run_uuid" = uuid::Uuid, Path, description = "The run's id")),
+    responses(
+        (status = 200, body = RunSummary),
+        (status = 404, description = "No such run", body = crate::http::error::ErrorBody),
+    )
+)]
+pub async fn summary(
+    State(state): State<AppState>,
+    PathUuid(run_uuid): PathUuid,
+) -> Result<Json<RunSummary>, ApiError> {
+    Ok(Json(run_summary(state.store().as_ref(), run_uuid).await?))
+}
+
+/// The summary of one run, read from the store.
+pub async fn run_summary(store: &dyn crate::infra::db::Store, run_uuid: uuid::Uuid) -> Result<RunSummary, ApiError> {
+    let Some(run) = store.get_run(run_uuid).await? else {
+        return Err(ApiError::not_found(format!("run {run_uuid} not found")));
+    };
+    let counts: std::collections::BTreeMap<String, u64> =
+        store.count_jobs_by_status(run_uuid).await?.into_iter().collect();
+    let total_jobs = counts.values().sum();
+    let agents = store.agent_summaries(run_uuid).await?;
+    Ok(RunSummary { run, counts, total_jobs, agents })
+}
+
+/// `POST /api/runs/{run_uuid}/close-jobs`: the status and reason given to every job that has
+/// no outcome yet.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
+pub struct CloseJobs {
+    pub job_status: String,
+    #[serde(default)]
+    pub job_detail: String,
+}
+
+#[derive(Debug, Clone, serde::Deserialize, Serialize, utoipa::ToSchema)]
+pub struct ClosedJobs {
+    /// How many jobs were closed now.
+    pub closed: u64,
+}
+
+/// Closes every job of the run that has no outcome yet (`Queued`, `Running`) with the given
+/// status and reason, broadcasting `update_job_status` for each. The orchestrator uses it
+/// when a run is cancelled or fails.
+#[utoipa::path(
+    post,
+    path = "/api/runs/{run_uuid}/close-jobs",
+    tag = "runs",
+    params(("run_uuid" = uuid::Uuid, Path, description = "The run's id")),
+    request_body = CloseJobs,
+    responses(
+        (status = 200, body = ClosedJobs),
+        (status = 404, description = "No such run", body = crate::http::error::ErrorBody),
+        (status = 422, description = "Invalid status", body = crate::http::error::ErrorBody),
+    )
+)]
+pub async fn close_jobs(
+    State(state): State<AppState>,
+    PathUuid(run_uuid): PathUuid,
+    Json(body): Json<CloseJobs>,
+) -> Result<Json<ClosedJobs>, ApiError> {
+    crate::records::wire::check_status("job_status", &body.job_status).map_err(ApiError::unprocessable)?;
+    if state.store().get_run(run_uuid).await?.is_none() {
+        return Err(ApiError::not_found(format!("run {run_uuid} not found")));
+    }
+    let closed = state.records.finish_open_jobs(run_uuid, &body.job_status, &body.job_detail).await?;
+    Ok(Json(ClosedJobs { closed: closed.len() as u64 }))
 }

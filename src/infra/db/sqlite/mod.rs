@@ -15,7 +15,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use uuid::Uuid;
 
 use super::{Applied, Mutation, Store, StoreError};
-use crate::model::{Event, Job, Output, Page, PageRequest, Run};
+use crate::model::{AgentSummary, Event, Job, Output, Page, PageRequest, Run};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -138,6 +138,10 @@ impl Store for SqliteStore {
 
     async fn count_jobs_by_status(&self, run_uuid: Uuid) -> Result<Vec<(String, u64)>, StoreError> {
         read::count_jobs_by_status(&self.reader, run_uuid).await
+    }
+
+    async fn agent_summaries(&self, run_uuid: Uuid) -> Result<Vec<AgentSummary>, StoreError> {
+        read::agent_summaries(&self.reader, run_uuid).await
     }
 
     async fn finish_open_jobs(&self, run_uuid: Uuid, status: &str, detail: &str) -> Result<Vec<Job>, StoreError> {

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::rows::{self, event_columns, job_columns, output_columns, run_columns};
 use super::unavailable;
 use crate::infra::db::StoreError;
-use crate::model::{Event, Job, Output, Page, PageRequest, Run};
+use crate::model::{AgentSummary, Event, Job, Output, Page, PageRequest, Run, Timestamp};
 
 type Decode<T> = fn(&SqliteRow) -> Result<T, StoreError>;
 
@@ -36,6 +36,14 @@ pub(super) const LIST_OUTPUTS: &str =
     concat!("SELECT ", output_columns!(), " FROM armada_output ORDER BY timestamp DESC, rowid DESC LIMIT ? OFFSET ?");
 pub(super) const COUNT_JOBS_BY_STATUS: &str =
     "SELECT job_status, COUNT(*) FROM armada_jobs WHERE run_uuid = ? GROUP BY job_status ORDER BY job_status";
+pub(super) const AGENT_SUMMARIES: &str = "SELECT job_associated_agent, COUNT(*), \
+     SUM(CASE WHEN job_status = 'Success' THEN 1 ELSE 0 END), \
+     SUM(CASE WHEN job_status = 'Failed' THEN 1 ELSE 0 END), \
+     MAX(MAX(job_datetime, COALESCE(job_finished, job_datetime))) \
+     FROM armada_jobs WHERE run_uuid = ? AND job_status <> 'Queued' \
+     GROUP BY job_associated_agent ORDER BY job_associated_agent";
+pub(super) const RUNNING_JOBS_BY_AGENT: &str = "SELECT job_associated_agent, job_uuid FROM armada_jobs \
+     WHERE run_uuid = ? AND job_status = 'Running' ORDER BY job_datetime";
 pub(super) const LOG_CHUNKS_NEWEST_FIRST: &str =
     "SELECT text FROM armada_job_logs WHERE job_uuid = ? ORDER BY seq DESC";
 
@@ -183,6 +191,32 @@ pub(super) async fn count_jobs_by_status(pool: &SqlitePool, run_uuid: Uuid) -> R
     let counts: Vec<(String, i64)> =
         sqlx::query_as(COUNT_JOBS_BY_STATUS).bind(run_uuid.to_string()).fetch_all(pool).await.map_err(unavailable)?;
     Ok(counts.into_iter().map(|(status, n)| (status, u64::try_from(n).unwrap_or_default())).collect())
+}
+
+/// Per-agent counts from the run's started jobs, plus each agent's running job.
+pub(super) async fn agent_summaries(pool: &SqlitePool, run_uuid: Uuid) -> Result<Vec<AgentSummary>, StoreError> {
+    let run = run_uuid.to_string();
+    let rows: Vec<(String, i64, i64, i64, Option<i64>)> =
+        sqlx::query_as(AGENT_SUMMARIES).bind(&run).fetch_all(pool).await.map_err(unavailable)?;
+    let running: Vec<(String, String)> =
+        sqlx::query_as(RUNNING_JOBS_BY_AGENT).bind(&run).fetch_all(pool).await.map_err(unavailable)?;
+    let count = |n: i64| u64::try_from(n).unwrap_or_default();
+    Ok(rows
+        .into_iter()
+        .map(|(agent, taken, succeeded, failed, last_seen)| {
+            // The newest running job wins when an agent has several (a replayed start).
+            let current_job =
+                running.iter().rev().find(|(a, _)| *a == agent).and_then(|(_, job)| Uuid::parse_str(job).ok());
+            AgentSummary {
+                agent,
+                jobs_taken: count(taken),
+                succeeded: count(succeeded),
+                failed: count(failed),
+                current_job,
+                last_seen: last_seen.map(Timestamp::from_micros),
+            }
+        })
+        .collect())
 }
 
 /// Reads chunks newest first until `max_bytes` are gathered, so a huge log costs no more than

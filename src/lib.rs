@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod app;
 pub mod cli;
+pub mod clients;
 pub mod docs;
 pub mod health;
 pub mod http;

@@ -133,6 +133,12 @@ impl Hub {
         }
     }
 
+    /// A receiver of every message from now on, for in-process listeners (the orchestrator's
+    /// run watcher). It lags like a client: `RecvError::Lagged` means messages were missed.
+    pub fn subscribe(&self) -> broadcast::Receiver<Utf8Bytes> {
+        self.sender.subscribe()
+    }
+
     /// Streams to one client until it leaves or is dropped.
     pub async fn serve(&self, socket: WebSocket) {
         let receiver = self.sender.subscribe();

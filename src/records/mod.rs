@@ -10,6 +10,7 @@
 pub mod hub;
 pub mod wire;
 
+use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, OnceLock};
 
@@ -18,7 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::infra::db::{Applied, Mutation, Store, StoreError};
-use crate::model::Job;
+use crate::model::{Job, RunSummary};
 use crate::observability::names;
 pub use hub::Hub;
 
@@ -101,6 +102,15 @@ impl Records {
     pub async fn finish_open_jobs(&self, run_uuid: Uuid, status: &str, detail: &str) -> Result<Vec<Job>, StoreError> {
         let (status, detail) = (status.to_string(), detail.to_string());
         self.request(|reply| WriteRequest::FinishOpenJobs { run_uuid, status, detail, reply }).await?
+    }
+
+    /// The run with its jobs counted by status and its agents; `None` for an unknown run.
+    pub async fn run_summary(&self, run_uuid: Uuid) -> Result<Option<RunSummary>, StoreError> {
+        let Some(run) = self.store.get_run(run_uuid).await? else { return Ok(None) };
+        let counts: BTreeMap<String, u64> = self.store.count_jobs_by_status(run_uuid).await?.into_iter().collect();
+        let total_jobs = counts.values().sum();
+        let agents = self.store.agent_summaries(run_uuid).await?;
+        Ok(Some(RunSummary { run, counts, total_jobs, agents }))
     }
 
     async fn request<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> WriteRequest) -> Result<T, StoreError> {

@@ -5,6 +5,7 @@
 mod support;
 
 mod backend;
+mod clients;
 mod platform;
 mod worker;
 mod ws;

@@ -113,19 +113,10 @@ pub async fn summary(
     State(state): State<AppState>,
     PathUuid(run_uuid): PathUuid,
 ) -> Result<Json<RunSummary>, ApiError> {
-    Ok(Json(run_summary(state.store().as_ref(), run_uuid).await?))
-}
-
-/// The summary of one run, read from the store.
-pub async fn run_summary(store: &dyn crate::infra::db::Store, run_uuid: uuid::Uuid) -> Result<RunSummary, ApiError> {
-    let Some(run) = store.get_run(run_uuid).await? else {
-        return Err(ApiError::not_found(format!("run {run_uuid} not found")));
-    };
-    let counts: std::collections::BTreeMap<String, u64> =
-        store.count_jobs_by_status(run_uuid).await?.into_iter().collect();
-    let total_jobs = counts.values().sum();
-    let agents = store.agent_summaries(run_uuid).await?;
-    Ok(RunSummary { run, counts, total_jobs, agents })
+    match state.records.run_summary(run_uuid).await? {
+        Some(summary) => Ok(Json(summary)),
+        None => Err(ApiError::not_found(format!("run {run_uuid} not found"))),
+    }
 }
 
 /// `POST /api/runs/{run_uuid}/close-jobs`: the status and reason given to every job that has

@@ -216,6 +216,46 @@ pub struct Output {
     pub timestamp: Timestamp,
 }
 
+/// Key of the job's uuid inside every job message (the orchestrator registers each job, with
+/// this uuid, before publishing it).
+pub const JOB_UUID_KEY: &str = "job_uuid";
+
+/// Key under which every agent message carries the [`AgentRunConfig`].
+pub const AGENT_RUN_CONFIG_KEY: &str = "_armada";
+
+/// What the orchestrator tells every agent about its run, inside the agent message under
+/// `"_armada"` (so it travels wherever the message does: in-process, Redis, a pod).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentRunConfig {
+    /// Seconds one attempt of a job may take before the worker is killed (`job_timeout_secs`).
+    pub job_timeout_secs: u64,
+    /// Attempts of a job whose worker crashed or timed out before it is `Failed` (`max_attempts`).
+    pub max_attempts: u32,
+    /// The worker command (`worker_command`); `None` = the Python helper (`python3 -m armada_worker`).
+    pub worker_command: Option<Vec<String>>,
+    /// The project bundle (tar.gz) stored beside the messages: its checksum and size.
+    pub bundle_sha256: Option<String>,
+    pub bundle_size: Option<u64>,
+    /// Whether the project has a `requirements.txt` to install into the agent's environment.
+    pub has_requirements: bool,
+    pub number_of_agents: usize,
+    pub number_of_jobs: usize,
+}
+
+impl AgentRunConfig {
+    /// Reads it from an agent message; `None` when absent (a message written by another tool).
+    pub fn from_agent_message(message: &serde_json::Value) -> Option<Result<Self, String>> {
+        message.get(AGENT_RUN_CONFIG_KEY).map(|raw| {
+            serde_json::from_value(raw.clone()).map_err(|e| format!("{AGENT_RUN_CONFIG_KEY} in the agent message: {e}"))
+        })
+    }
+}
+
+/// The name an agent records itself under (`job_associated_agent`): `agent-{pod_index}`.
+pub fn agent_name(pod_index: usize) -> String {
+    format!("agent-{pod_index}")
+}
+
 /// What a run's jobs say about one agent: the run view's agents panel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AgentSummary {

@@ -1,3 +1,7 @@
 //! The agent runtime: fetch its message, prepare, supervise the worker, consume the queue, record outcomes.
+//!
+//! Architecture invariant: the agent imports no role; it reaches the backend through
+//! `clients::BackendClient` and the engines through their traits.
 
+pub mod runtime;
 pub mod worker;

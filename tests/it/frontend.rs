@@ -124,19 +124,14 @@ async fn record(State(state): State<StandInState>, request: Request) -> Response
 async fn ws_echo(upgrade: WebSocketUpgrade) -> Response {
     upgrade.on_upgrade(|mut socket| async move {
         while let Some(Ok(message)) = socket.recv().await {
-            match message {
-                AxumMessage::Text(text) => {
-                    if socket.send(AxumMessage::Text(format!("echo: {}", text.as_str()).into())).await.is_err() {
-                        break;
-                    }
-                }
-                AxumMessage::Binary(bytes) => {
-                    if socket.send(AxumMessage::Binary(bytes)).await.is_err() {
-                        break;
-                    }
-                }
+            let reply = match message {
+                AxumMessage::Text(text) => AxumMessage::Text(format!("echo: {}", text.as_str()).into()),
+                AxumMessage::Binary(bytes) => AxumMessage::Binary(bytes),
                 AxumMessage::Close(_) => break,
-                _ => {}
+                _ => continue,
+            };
+            if socket.send(reply).await.is_err() {
+                break;
             }
         }
     })

@@ -3,7 +3,7 @@
 // when it ends).
 
 import { api, paths, ApiError } from './api.js';
-import { $, h, badge, setBadge, formatTime, liveLoader } from './dom.js';
+import { $, h, badge, setBadge, formatTime, settle, liveLoader } from './dom.js';
 
 const FINAL = new Set(['Success', 'Failed', 'Cancelled']);
 const LOG_POLL_MS = 2000;
@@ -97,6 +97,7 @@ export class JobView {
       h('div', { class: 'event-head' }, badge(e.event_status), h('time', { datetime: e.event_datetime }, formatTime(e.event_datetime))),
       h('div', { class: 'event-text' }, e.event_content))));
     $('#events-empty').hidden = this.events.length > 0;
+    if (fresh) settle(this.list);
   }
 
   // ---- live messages -------------------------------------------------------------------

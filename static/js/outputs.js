@@ -7,7 +7,7 @@
 // strings are written as JSON. JSON: an array of the output records as the API returns them.
 
 import { api, paths } from './api.js';
-import { $, h, formatTime, shortId, renderPager, bindPager, liveLoader } from './dom.js';
+import { $, h, formatTime, formatShort, settle, shortId, renderPager, bindPager, liveLoader } from './dom.js';
 
 const PAGE_SIZE = 20;
 const EXPORT_PAGE = 100;
@@ -60,6 +60,16 @@ export class OutputsPane {
     $('#outputs-json').addEventListener('click', () => this.download('json'));
   }
 
+  /** Forgets the previous run's rows (a new run is being shown). */
+  clear() {
+    this.runId = null;
+    this.rows = [];
+    this.total = 0;
+    this.page = 1;
+    this.status.textContent = '';
+    this.render();
+  }
+
   show(runId) {
     if (runId !== this.runId) { this.page = 1; this.status.textContent = ''; }
     this.runId = runId;
@@ -83,11 +93,12 @@ export class OutputsPane {
   render(fresh) {
     this.totalLabel.textContent = this.total ? `(${this.total})` : '';
     this.table.replaceChildren(...this.rows.map((o) => h('tr', { class: o.output_uuid === fresh ? 'fresh' : '' },
-      h('td', {}, formatTime(o.timestamp)),
+      h('td', { title: formatTime(o.timestamp) }, formatShort(o.timestamp)),
       h('td', {}, h('code', { title: o.job_uuid || '' }, shortId(o.job_uuid) || '—')),
       h('td', { class: 'data' }, truncate(JSON.stringify(o.data), 300)))));
     this.empty.hidden = this.rows.length > 0;
     renderPager(this.pager, this.page, PAGE_SIZE, this.total);
+    if (fresh) settle(this.table);
   }
 
   /** A `new_output` message. */

@@ -4,7 +4,7 @@
 // The orchestrator's `/api/bot/runs/{id}` adds the queue and agent phases when it answers.
 
 import { api, paths, ApiError } from './api.js';
-import { $, h, badge, setBadge, shortId, formatTime, ago, formatDuration, renderPager, bindPager, throttle, toast, liveLoader } from './dom.js';
+import { $, h, badge, setBadge, shortId, formatTime, formatShort, settle, ago, formatDuration, renderPager, bindPager, throttle, toast, liveLoader } from './dom.js';
 import { RunChart, fineBucketSecs } from './chart.js';
 import { OutputsPane } from './outputs.js';
 import { confirmAction } from './dialogs.js';
@@ -38,7 +38,7 @@ export class RunView {
     this.tab = 'jobs';
     this.jobsLoader = liveLoader(() => this.fetchJobs());
     this.summaryLoader = liveLoader(() => this.fetchSummary());
-    this.refreshSummary = throttle(() => this.loadSummary().catch(() => {}), 400);
+    this.refreshSummary = throttle(() => this.loadSummary().catch(() => {}), 250);
     this.refreshTimeline = throttle(() => this.loadTimeline().catch(() => {}), 5000);
     bindPager(this.jobsPager, (delta) => { this.jobsPage += delta; this.loadJobs(); });
     this.jobsBody.addEventListener('click', (e) => {
@@ -89,7 +89,15 @@ export class RunView {
       this.botAvailable = true;
       this.jobs = [];
       this.jobsPage = 1;
+      this.jobsTotal = 0;
       this.chart.reset(null);
+      this.outputs.clear();
+      if (runId) {
+        this.renderJobs();
+        this.renderProgress();
+        this.renderAgents();
+        this.chart.draw();
+      }
     }
     this.view.hidden = !runId;
     this.emptyNote.hidden = Boolean(runId);
@@ -121,9 +129,8 @@ export class RunView {
       this.loadSummary(),
       this.loadJobs(),
       this.loadTimeline(),
-      this.tab === 'outputs' ? this.outputs.show(runId) : Promise.resolve(),
+      this.outputs.show(runId),
     ]);
-    this.outputs.runId = runId;
     this.pollOrchestrator();
   }
 
@@ -244,6 +251,7 @@ export class RunView {
   renderJobs(fresh) {
     $('#jobs-total').textContent = this.jobsTotal ? `(${this.jobsTotal})` : '';
     this.jobsBody.replaceChildren(...this.jobs.map((job) => this.jobRow(job, job.job_uuid === fresh)));
+    if (fresh) settle(this.jobsBody);
     $('#jobs-empty').hidden = this.jobs.length > 0;
     renderPager(this.jobsPager, this.jobsPage, JOBS_PAGE, this.jobsTotal);
   }
@@ -255,8 +263,8 @@ export class RunView {
         h('code', {}, shortId(job.job_uuid)))),
       h('td', {}, job.job_associated_agent || ''),
       h('td', {}, badge(job.job_status)),
-      h('td', {}, formatTime(job.job_datetime)),
-      h('td', {}, formatTime(job.job_finished)),
+      h('td', { title: formatTime(job.job_datetime) }, formatShort(job.job_datetime)),
+      h('td', { title: formatTime(job.job_finished) }, formatShort(job.job_finished)),
       h('td', {}, job.job_attempts ?? ''));
   }
 
@@ -300,6 +308,7 @@ export class RunView {
     this.chart.setRun(run);
     if (this.bot && run.run_status) this.bot.status = run.run_status;
     this.renderHeader();
+    this.renderProgress();
     this.refreshSummary();
     if (wasLive && !LIVE_RUN.has(run.run_status)) this.refreshTimeline.now();
   }

@@ -2,7 +2,7 @@
 // update_run_status and delete_run messages.
 
 import { api, paths } from './api.js';
-import { $, h, badge, shortId, formatTime, renderPager, bindPager, liveLoader } from './dom.js';
+import { $, h, badge, shortId, formatTime, settle, renderPager, bindPager, liveLoader } from './dom.js';
 
 const PAGE_SIZE = 10;
 
@@ -43,12 +43,17 @@ export class RunsPanel {
   render(fresh) {
     this.totalLabel.textContent = `${this.total} in all`;
     this.list.replaceChildren(...this.runs.map((run) => this.item(run, run.run_uuid === fresh)));
+    if (fresh) settle(this.list);
     this.empty.hidden = this.runs.length > 0;
     renderPager(this.pager, this.page, PAGE_SIZE, this.total);
   }
 
   item(run, fresh) {
-    const jobs = run.number_of_jobs != null ? `${run.number_of_jobs} jobs · ${run.number_of_agents ?? '?'} agents` : '';
+    const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
+    const jobs = [
+      run.number_of_jobs != null ? plural(run.number_of_jobs, 'job') : '',
+      run.number_of_agents != null ? plural(run.number_of_agents, 'agent') : '',
+    ].filter(Boolean).join(' · ');
     return h('li', {},
       h('button', {
         type: 'button',

@@ -20,6 +20,7 @@ import { launchHello, badProject } from './scenarios/launch.mjs';
 import { tokenRequired } from './scenarios/token.mjs';
 import { reconnects } from './scenarios/reconnect.mjs';
 import { liveUpdates } from './scenarios/live.mjs';
+import { launchPanel } from './scenarios/launch-panel.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
@@ -35,6 +36,7 @@ const scenarios = [
   { name: 'token (c)', run: tokenRequired },
   { name: 'reconnect (d)', run: reconnects },
   { name: 'live-updates (e)', run: liveUpdates },
+  { name: 'launch-panel', run: launchPanel },
 ];
 
 const filters = process.argv.slice(2);

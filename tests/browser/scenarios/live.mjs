@@ -116,6 +116,8 @@ export async function liveUpdates(env) {
   await eventually('run completed in the list', async () => (await runButton.locator('.badge').textContent()) === 'completed');
   await page.locator('#run-status', { hasText: 'completed' }).waitFor();
   await page.locator('#tab-jobs').click();
+  await eventually('progress 5 / 6', async () => (await progress.getAttribute('data-finished')) === '5');
+  await page.locator(`#jobs-table button[data-job="${job.job_uuid}"]`).focus();
 
   await env.screenshot('live-run-1280x800');
   await page.setViewportSize({ width: 1920, height: 1080 });

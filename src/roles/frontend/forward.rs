@@ -81,6 +81,8 @@ fn returned_headers(headers: &HeaderMap) -> HeaderMap {
 pub(super) async fn forward(target: Target, base_url: &str, timeout: Duration, request: Request) -> Response {
     let path_and_query = request.uri().path_and_query().map(|pq| pq.as_str()).unwrap_or("/").to_string();
     let url = format!("{base_url}{path_and_query}");
+    // Logs name the path only: a query may carry a token.
+    let path = request.uri().path().to_string();
     let (parts, body) = request.into_parts();
     let method = match reqwest::Method::from_bytes(parts.method.as_str().as_bytes()) {
         Ok(method) => method,
@@ -92,7 +94,7 @@ pub(super) async fn forward(target: Target, base_url: &str, timeout: Duration, r
         .body(reqwest::Body::wrap_stream(body.into_data_stream()));
     let answer = match tokio::time::timeout(timeout, upstream.send()).await {
         Err(_) => {
-            tracing::warn!(target = target.name(), %url, "forwarded request timed out");
+            tracing::warn!(target = target.name(), base_url, path, "forwarded request timed out");
             return ApiError::new(
                 StatusCode::GATEWAY_TIMEOUT,
                 format!(
@@ -104,7 +106,7 @@ pub(super) async fn forward(target: Target, base_url: &str, timeout: Duration, r
             .into_response();
         }
         Ok(Err(error)) => {
-            tracing::warn!(target = target.name(), %url, error = %error, "forwarded request failed");
+            tracing::warn!(target = target.name(), base_url, path, error = %root_cause(&error), "forwarded request failed");
             return unreachable(target, base_url, &error).into_response();
         }
         Ok(Ok(answer)) => answer,
@@ -141,7 +143,7 @@ fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
     cause.to_string()
 }
 
-fn seconds(duration: Duration) -> String {
+pub(super) fn seconds(duration: Duration) -> String {
     let secs = duration.as_secs_f64();
     if secs.fract() == 0.0 { format!("{secs:.0}") } else { format!("{secs:.1}") }
 }

@@ -55,7 +55,11 @@ pub(super) async fn bridge(
         Err(_) => {
             return ApiError::new(
                 StatusCode::GATEWAY_TIMEOUT,
-                format!("the {} at {base_url} did not accept the WebSocket within {timeout:?}", target.name()),
+                format!(
+                    "the {} at {base_url} did not accept the WebSocket within {} s (ARMADA_FORWARD_TIMEOUT_SECS)",
+                    target.name(),
+                    super::forward::seconds(timeout)
+                ),
             )
             .into_response();
         }

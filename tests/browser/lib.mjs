@@ -52,8 +52,9 @@ export function assertEqual(actual, expected, message) {
 
 /** One `armada serve` process. Its folder (and database) can outlive a stop, for restarts. */
 export class Server {
-  constructor({ bin, env = {}, port, dir }) {
+  constructor({ bin, env = {}, port, dir, roles }) {
     this.bin = bin;
+    this.roles = roles;
     this.env = env;
     this.port = port;
     this.dir = dir || mkdtempSync(path.join(os.tmpdir(), 'armada-browser-'));
@@ -72,7 +73,8 @@ export class Server {
     }
     if (!this.port) this.port = await freePort();
     this.log = [];
-    const child = spawn(this.bin, ['serve', '--listen', `127.0.0.1:${this.port}`], {
+    const args = ['serve', '--listen', `127.0.0.1:${this.port}`, ...(this.roles ? ['--roles', this.roles] : [])];
+    const child = spawn(this.bin, args, {
       cwd: this.dir,
       env: {
         PATH: process.env.PATH,

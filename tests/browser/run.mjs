@@ -21,6 +21,7 @@ import { tokenRequired } from './scenarios/token.mjs';
 import { reconnects } from './scenarios/reconnect.mjs';
 import { liveUpdates } from './scenarios/live.mjs';
 import { launchPanel } from './scenarios/launch-panel.mjs';
+import { splitLayout } from './scenarios/split.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
@@ -37,6 +38,7 @@ const scenarios = [
   { name: 'reconnect (d)', run: reconnects },
   { name: 'live-updates (e)', run: liveUpdates },
   { name: 'launch-panel', run: launchPanel },
+  { name: 'split-layout', run: splitLayout },
 ];
 
 const filters = process.argv.slice(2);

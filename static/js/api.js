@@ -100,6 +100,16 @@ export async function api(path, { method = 'GET', json, body, signal } = {}) {
   }
 }
 
+/** A record, or null when the server answers 404 (deleted, or never was). */
+export async function getOrNull(path) {
+  try {
+    return await api(path);
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 404) return null;
+    throw error;
+  }
+}
+
 /** The WebSocket URL of the live stream, with the token when there is one. */
 export function liveUrl() {
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';

@@ -2,7 +2,7 @@
 // (`/api/jobs/{id}/logs`; not streamed, so re-read every 2 s while the job runs and once
 // when it ends).
 
-import { api, paths, ApiError } from './api.js';
+import { api, getOrNull, paths } from './api.js';
 import { $, h, badge, setBadge, formatTime, settle, liveLoader } from './dom.js';
 
 const FINAL = new Set(['Success', 'Failed', 'Cancelled']);
@@ -12,6 +12,7 @@ export class JobView {
   constructor() {
     this.view = $('#job-view');
     this.emptyNote = $('#job-empty');
+    this.emptyText = this.emptyNote.textContent;
     this.list = $('#events-list');
     this.logs = $('#job-logs');
     this.jobId = null;
@@ -31,6 +32,7 @@ export class JobView {
       this.events = [];
       this.logs.textContent = '';
     }
+    this.emptyNote.textContent = this.emptyText;
     this.view.hidden = !jobId;
     this.emptyNote.hidden = Boolean(jobId);
     if (jobId) await this.reload();
@@ -43,19 +45,14 @@ export class JobView {
   async fetchAll() {
     const jobId = this.jobId;
     if (!jobId) return;
-    let job;
-    try {
-      job = await api(paths.job(jobId));
-    } catch (error) {
-      if (error instanceof ApiError && error.status === 404) {
-        this.emptyNote.textContent = `Job ${jobId} does not exist (any more).`;
-        this.view.hidden = true;
-        this.emptyNote.hidden = false;
-        return;
-      }
-      throw error;
-    }
+    const job = await getOrNull(paths.job(jobId));
     if (jobId !== this.jobId) return;
+    if (!job) {
+      this.emptyNote.textContent = `Job ${jobId} does not exist (any more).`;
+      this.view.hidden = true;
+      this.emptyNote.hidden = false;
+      return;
+    }
     this.job = job;
     this.renderJob();
     const [events] = await Promise.all([api(paths.events(jobId)), this.loadLogs()]);

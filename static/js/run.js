@@ -3,7 +3,7 @@
 // backend's), the chart, and three tabs: jobs (a page, live), agents, outputs.
 // The orchestrator's `/api/bot/runs/{id}` adds the queue and agent phases when it answers.
 
-import { api, paths, ApiError } from './api.js';
+import { api, getOrNull, paths } from './api.js';
 import { $, h, badge, setBadge, shortId, formatTime, formatShort, settle, ago, formatDuration, renderPager, bindPager, throttle, toast, liveLoader } from './dom.js';
 import { RunChart, fineBucketSecs } from './chart.js';
 import { OutputsPane } from './outputs.js';
@@ -21,6 +21,7 @@ export class RunView {
     this.onDeleted = onDeleted;
     this.view = $('#run-view');
     this.emptyNote = $('#run-empty');
+    this.emptyText = this.emptyNote.textContent;
     this.jobsBody = $('#jobs-table tbody');
     this.jobsPager = $('#jobs-pager');
     this.agentsBody = $('#agents-table tbody');
@@ -99,6 +100,7 @@ export class RunView {
         this.chart.draw();
       }
     }
+    this.emptyNote.textContent = this.emptyText;
     this.view.hidden = !runId;
     this.emptyNote.hidden = Boolean(runId);
     if (!runId) return;
@@ -109,19 +111,14 @@ export class RunView {
   async reload() {
     const runId = this.runId;
     if (!runId) return;
-    let run;
-    try {
-      run = await api(paths.run(runId));
-    } catch (error) {
-      if (error instanceof ApiError && error.status === 404) {
-        this.emptyNote.textContent = `Run ${runId} does not exist (any more).`;
-        this.view.hidden = true;
-        this.emptyNote.hidden = false;
-        return;
-      }
-      throw error;
-    }
+    const run = await getOrNull(paths.run(runId));
     if (runId !== this.runId) return;
+    if (!run) {
+      this.emptyNote.textContent = `Run ${runId} does not exist (any more).`;
+      this.view.hidden = true;
+      this.emptyNote.hidden = false;
+      return;
+    }
     this.run = run;
     this.chart.setRun(run);
     this.renderHeader();

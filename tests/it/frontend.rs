@@ -455,3 +455,28 @@ async fn a_target_with_no_url_is_a_503_saying_which_variable_to_set() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(detail(&body).contains("ORCHESTRATOR_URL"));
 }
+
+#[tokio::test]
+async fn health_reports_the_roles_it_forwards_to() {
+    let backend = TestApp::backend().await;
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("http://{}", listener.local_addr().expect("address"))
+    };
+    let app = frontend(&backend.base_url, &dead).await;
+    let (status, health) = app.get("/health").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{health}");
+    let dependency = |name: &str| {
+        health["dependencies"].as_array().and_then(|deps| deps.iter().find(|d| d["name"] == name).cloned())
+    };
+    let backend_dep = dependency("backend").expect("backend listed");
+    assert_eq!(
+        (backend_dep["status"].as_str(), backend_dep["engine"].as_str()),
+        (Some("up"), Some(format!("forwarded to {}", backend.base_url).as_str()))
+    );
+    assert_eq!(dependency("orchestrator").expect("orchestrator listed")["status"], "down");
+    let together = TestApp::builder().roles([Role::Backend, Role::Frontend]).spawn().await;
+    let (status, health) = together.get("/health").await;
+    assert_eq!(status, StatusCode::OK, "{health}");
+    assert!(health["dependencies"].as_array().is_some_and(|deps| deps.iter().all(|d| d["name"] != "backend")));
+}

@@ -120,6 +120,14 @@ pub(super) async fn forward(target: Target, base_url: &str, timeout: Duration, r
     response
 }
 
+/// Whether `url` answers HTTP at all (any status), for `/health`.
+pub(super) async fn reachable(url: &str) -> Result<(), String> {
+    match client().get(url).timeout(Duration::from_secs(3)).send().await {
+        Ok(_) => Ok(()),
+        Err(error) => Err(root_cause(&error)),
+    }
+}
+
 /// 502 naming the target and the environment variable that points at it.
 pub(super) fn unreachable(target: Target, base_url: &str, error: &(dyn std::error::Error + 'static)) -> ApiError {
     ApiError::new(

@@ -25,9 +25,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 
 use crate::app::AppState;
+use crate::health::Dependency;
 use crate::http::ApiError;
 use crate::http::paths::{BACKEND_API_RESOURCES, OriginalPath};
 use crate::roles::Role;
+use crate::settings::Settings;
 
 pub use assets::content_type;
 
@@ -61,10 +63,47 @@ impl Target {
     }
 
     fn base_url(self, state: &AppState) -> Option<&str> {
+        self.url_in(&state.settings)
+    }
+
+    fn url_in(self, settings: &Settings) -> Option<&str> {
         match self {
-            Target::Backend => state.settings.backend_url.as_deref(),
-            Target::Orchestrator => state.settings.orchestrator_url.as_deref(),
+            Target::Backend => settings.backend_url.as_deref(),
+            Target::Orchestrator => settings.orchestrator_url.as_deref(),
         }
+    }
+}
+
+/// The roles a frontend forwards to, as `/health` dependencies: up when the target answers
+/// HTTP at all (its own `/health` says how it is doing). None when the frontend does not run
+/// here or the role is in this process.
+pub fn dependencies(settings: &Settings) -> Vec<Dependency> {
+    if !settings.runs(Role::Frontend) {
+        return Vec::new();
+    }
+    [Target::Backend, Target::Orchestrator]
+        .into_iter()
+        .filter(|target| !settings.runs(target.role()))
+        .filter_map(|target| {
+            let base_url = target.url_in(settings)?.to_string();
+            let describe = format!("forwarded to {}", without_credentials(&base_url));
+            Some(Dependency::new(target.name(), describe, move || {
+                let health = format!("{base_url}/health");
+                Box::pin(async move { forward::reachable(&health).await })
+            }))
+        })
+        .collect()
+}
+
+/// A URL as logs and `/health` may show it: no user or password.
+fn without_credentials(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.as_str().trim_end_matches('/').to_string()
+        }
+        Err(_) => "(an invalid URL)".to_string(),
     }
 }
 
@@ -146,6 +185,12 @@ mod tests {
 
     fn target(original: &str) -> Option<Target> {
         target_of(&canonical_path(original), original)
+    }
+
+    #[test]
+    fn dependency_descriptions_hide_credentials() {
+        assert_eq!(without_credentials("http://user:secret@backend:8000"), "http://backend:8000");
+        assert_eq!(without_credentials("not a url"), "(an invalid URL)");
     }
 
     #[test]

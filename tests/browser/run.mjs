@@ -44,14 +44,21 @@ const scenarios = [
 const filters = process.argv.slice(2);
 const chosen = scenarios.filter((s) => !filters.length || filters.some((f) => s.name.includes(f)));
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--no-first-run',
-  ],
-});
+const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+let browser;
+try {
+  browser = await chromium.launch({
+    executablePath,
+    headless: true,
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run',
+    ],
+  });
+} catch (error) {
+  console.error(`cannot start Chromium at ${executablePath} (apt-get install chromium, or set CHROMIUM): ${error.message}`);
+  process.exit(1);
+}
 
 const results = [];
 for (const scenario of chosen) {

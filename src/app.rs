@@ -47,10 +47,11 @@ impl AppState {
     pub fn with_store(settings: Settings, store: Arc<dyn Store>) -> Self {
         let hub = Hub::new(settings.ws_queue, settings.ws_heartbeat);
         let db_check = store.clone();
-        let dependencies = vec![Dependency::new("database", store.describe(), move || {
+        let mut dependencies = vec![Dependency::new("database", store.describe(), move || {
             let store = db_check.clone();
             Box::pin(async move { store.check_connectivity().await.map_err(|e| e.to_string()) })
         })];
+        dependencies.extend(crate::roles::frontend::dependencies(&settings));
         Self {
             settings: Arc::new(settings),
             records: Records::new(store, hub),

@@ -292,6 +292,18 @@ impl RunSummary {
     }
 }
 
+/// Jobs that reached a final status within one time bucket of a run: the run view's
+/// throughput and success-rate chart. A job counts at its `job_finished` time, or at its
+/// `job_datetime` when it has none (a status set through `PATCH /api/jobs/status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TimelineBucket {
+    /// Start of the bucket (a multiple of the bucket size since the Unix epoch).
+    pub start: Timestamp,
+    pub success: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+}
+
 /// A page of a list, in the original API's shape (`{"runs": […], "total", "page", "page_size"}`
 /// is built by the handler from this).
 #[derive(Debug, Clone, PartialEq)]

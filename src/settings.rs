@@ -208,12 +208,28 @@ pub struct Settings {
     pub ws_heartbeat: Duration,
     pub backend_url: Option<String>,
     pub orchestrator_url: Option<String>,
+    /// `ARMADA_FORWARD_TIMEOUT_SECS`: how long the frontend waits for a forwarded request's
+    /// response head (the request body included) before answering 504.
+    pub forward_timeout: Duration,
     pub proxy_provider_url: Option<String>,
     pub fingerprint_provider_url: Option<String>,
     pub docker_hub_username: Option<String>,
     pub ipqs_key: Option<Secret>,
     /// Everything read, for the parts (agent, providers) that read their own variables.
     pub vars: Vars,
+}
+
+/// A positive duration in seconds (fractions allowed), at most a day.
+fn seconds(vars: &Vars, key: &str, default: f64) -> Result<Duration, SettingsError> {
+    let value: f64 = vars.parse(key, default)?;
+    if !value.is_finite() || value <= 0.0 || value > 86_400.0 {
+        return Err(SettingsError::Invalid {
+            key: key.into(),
+            value: value.to_string(),
+            message: "expected seconds between 0 and 86400".into(),
+        });
+    }
+    Ok(Duration::from_secs_f64(value))
 }
 
 /// Default port of a role when it runs alone (the seed's ports).
@@ -273,6 +289,7 @@ impl Settings {
             ws_heartbeat: Duration::from_secs(vars.parse("ARMADA_WS_HEARTBEAT_SECS", 20u64)?.max(1)),
             backend_url: vars.get("BACKEND_URL").map(trim_slash),
             orchestrator_url: vars.get("ORCHESTRATOR_URL").map(trim_slash),
+            forward_timeout: seconds(&vars, "ARMADA_FORWARD_TIMEOUT_SECS", 60.0)?,
             proxy_provider_url: vars.get("PROXY_PROVIDER_URL").map(trim_slash),
             fingerprint_provider_url: vars.get("FINGERPRINT_PROVIDER_URL").map(trim_slash),
             docker_hub_username: vars.get("DOCKER_HUB_USERNAME").map(String::from),

@@ -35,8 +35,14 @@ pub fn canonical_path(path: &str) -> String {
     path
 }
 
+/// The path as the client sent it, before the alias rewrite; a request extension set on every
+/// request by [`rewrite_request`] (the frontend role forwards `/tracking/X` and `/api/X` by it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginalPath(pub String);
+
 /// Rewrites the request's URI to its canonical path, keeping the query string.
 pub fn rewrite_request(mut request: Request) -> Request {
+    let original = request.uri().path().to_string();
     let uri = request.uri();
     let canonical = canonical_path(uri.path());
     if canonical != uri.path() {
@@ -52,6 +58,7 @@ pub fn rewrite_request(mut request: Request) -> Request {
             }
         }
     }
+    request.extensions_mut().insert(OriginalPath(original));
     request
 }
 

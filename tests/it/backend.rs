@@ -469,3 +469,35 @@ async fn close_jobs_finishes_only_open_jobs_and_broadcasts_them() {
     let (status, _) = app.post(&format!("/api/runs/{run}/close-jobs"), &json!({"job_status": ""})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+#[tokio::test]
+async fn the_timeline_counts_finished_jobs_per_bucket() {
+    let app = TestApp::backend().await;
+    let run = create_run(&app, "2026-02-24T10:00:00").await;
+    for (status, finished) in
+        [("Success", "2026-02-24T10:00:10"), ("Failed", "2026-02-24T10:00:50"), ("Success", "2026-02-24T10:01:30")]
+    {
+        let job = create_job(&app, run).await;
+        let update = json!([{"op": "update_job", "job_uuid": job, "job_status": status, "job_finished": finished}]);
+        let (code, body) = app.post("/api/records", &update).await;
+        assert_eq!(code, StatusCode::OK, "{body}");
+    }
+    create_job(&app, run).await;
+    let (status, timeline) = app.get(&format!("/tracking/api/runs/{run}/timeline/?bucket_secs=60")).await;
+    assert_eq!(status, StatusCode::OK, "{timeline}");
+    assert_eq!(
+        timeline,
+        json!({"run_uuid": run, "bucket_secs": 60, "buckets": [
+            {"start": "2026-02-24T10:00:00Z", "success": 1, "failed": 1, "cancelled": 0},
+            {"start": "2026-02-24T10:01:00Z", "success": 1, "failed": 0, "cancelled": 0},
+        ]})
+    );
+    assert_eq!(app.get(&format!("/api/runs/{run}/timeline")).await.1["bucket_secs"], 60, "default bucket");
+    let (status, body) = app.get(&format!("/api/runs/{run}/timeline?bucket_secs=0")).await;
+    assert_eq!(
+        (status, detail(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "bucket_secs must be between 1 and 86400, got 0")
+    );
+    let (status, _) = app.get(&format!("/api/runs/{}/timeline", Uuid::new_v4())).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

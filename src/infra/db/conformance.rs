@@ -50,6 +50,7 @@ macro_rules! store_suite {
                 outputs_keep_their_json_and_job,
                 jobs_are_counted_by_status,
                 agents_are_summarised_from_their_jobs,
+                finished_jobs_are_counted_per_time_bucket,
                 connectivity_check_passes,
             );
         }
@@ -560,6 +561,51 @@ pub async fn agents_are_summarised_from_their_jobs(store: &dyn Store) {
     assert_eq!(agents[0].last_seen, Some(ts("2026-02-24T10:00:03")));
     assert_eq!((agents[1].agent.as_str(), agents[1].jobs_taken, agents[1].current_job), ("agent-1", 1, None));
     assert!(store.agent_summaries(Uuid::new_v4()).await.expect("summaries").is_empty());
+}
+
+pub async fn finished_jobs_are_counted_per_time_bucket(store: &dyn Store) {
+    let (run, running) = run_with_job(store, "2026-02-24T10:00:00").await;
+    let (other_run, other_job) = run_with_job(store, "2026-02-24T10:00:00").await;
+    let mut batch = Vec::new();
+    let mut updates = vec![(other_job, status::SUCCESS, Some("2026-02-24T10:00:10"))];
+    for (s, started, finished) in [
+        (status::SUCCESS, "2026-02-24T09:59:59", Some("2026-02-24T10:00:05")),
+        (status::FAILED, "2026-02-24T10:00:01", Some("2026-02-24T10:00:59.999")),
+        (status::SUCCESS, "2026-02-24T10:01:10", None),
+        (status::CANCELLED, "2026-02-24T10:00:02", Some("2026-02-24T10:02:01")),
+        (status::QUEUED, "2026-02-24T10:00:03", None),
+    ] {
+        let job = Uuid::new_v4();
+        batch.push(Mutation::CreateJob(new_job(job, run, started)));
+        updates.push((job, s, finished));
+    }
+    batch.extend(updates.into_iter().map(|(job_uuid, s, finished)| {
+        Mutation::UpdateJob(JobUpdate {
+            job_uuid,
+            job_status: Some(s.into()),
+            job_finished: finished.map(ts),
+            ..JobUpdate::default()
+        })
+    }));
+    apply_ok(store, &batch).await;
+    let bucket = |start: &str, success, failed, cancelled| crate::model::TimelineBucket {
+        start: ts(start),
+        success,
+        failed,
+        cancelled,
+    };
+    assert_eq!(
+        store.job_timeline(run, 60).await.expect("timeline"),
+        vec![
+            bucket("2026-02-24T10:00:00", 1, 1, 0),
+            bucket("2026-02-24T10:01:00", 1, 0, 0),
+            bucket("2026-02-24T10:02:00", 0, 0, 1),
+        ],
+        "running {running} and queued jobs are not counted; a job without job_finished counts at job_datetime"
+    );
+    assert_eq!(store.job_timeline(run, 3600).await.expect("timeline"), vec![bucket("2026-02-24T10:00:00", 2, 1, 1)]);
+    assert_eq!(store.job_timeline(other_run, 60).await.expect("timeline").len(), 1, "only the run's own jobs");
+    assert!(store.job_timeline(Uuid::new_v4(), 60).await.expect("timeline").is_empty());
 }
 
 pub async fn connectivity_check_passes(store: &dyn Store) {

@@ -13,7 +13,9 @@ pub mod sqlite;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use crate::model::{AgentSummary, Event, Job, Output, Page, PageRequest, Run, RunStatus, Timestamp};
+use crate::model::{
+    AgentSummary, Event, Job, Output, Page, PageRequest, Run, RunStatus, TimelineBucket, Timestamp, status,
+};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -167,6 +169,56 @@ pub trait Store: Send + Sync + 'static {
 
     /// The job's captured logs, oldest first, at most `max_bytes` (the newest kept).
     async fn job_logs(&self, job_uuid: Uuid, max_bytes: usize) -> Result<String, StoreError>;
+
+    /// The run's finished jobs (`Success`, `Failed`, `Cancelled`) counted per `bucket_secs`
+    /// bucket of their finish time (see [`TimelineBucket`]), oldest first; buckets without a
+    /// finished job are left out. This default pages through [`Store::list_jobs`]; engines
+    /// override it with one aggregate query.
+    async fn job_timeline(&self, run_uuid: Uuid, bucket_secs: u32) -> Result<Vec<TimelineBucket>, StoreError> {
+        let mut finished = Vec::new();
+        let mut page = 1;
+        loop {
+            let request = PageRequest { page, page_size: PageRequest::MAX_PAGE_SIZE };
+            let jobs = self.list_jobs(Some(run_uuid), request).await?;
+            let last = u64::from(page) * u64::from(PageRequest::MAX_PAGE_SIZE) >= jobs.total || jobs.items.is_empty();
+            finished.extend(
+                jobs.items
+                    .into_iter()
+                    .filter(|job| status::is_final(&job.job_status))
+                    .map(|job| (job.job_finished.unwrap_or(job.job_datetime).as_micros(), job.job_status, 1)),
+            );
+            if last {
+                break;
+            }
+            page += 1;
+        }
+        Ok(timeline_buckets(finished, bucket_secs))
+    }
+}
+
+/// Adds up `(finished at in microseconds, final status, jobs)` per bucket, oldest first.
+pub fn timeline_buckets(
+    finished: impl IntoIterator<Item = (i64, String, u64)>,
+    bucket_secs: u32,
+) -> Vec<TimelineBucket> {
+    let size = i64::from(bucket_secs.max(1)) * 1_000_000;
+    let mut buckets: std::collections::BTreeMap<i64, TimelineBucket> = std::collections::BTreeMap::new();
+    for (at, job_status, jobs) in finished {
+        let start = at.div_euclid(size) * size;
+        let bucket = buckets.entry(start).or_insert_with(|| TimelineBucket {
+            start: Timestamp::from_micros(start),
+            success: 0,
+            failed: 0,
+            cancelled: 0,
+        });
+        match job_status.as_str() {
+            status::SUCCESS => bucket.success += jobs,
+            status::FAILED => bucket.failed += jobs,
+            status::CANCELLED => bucket.cancelled += jobs,
+            _ => {}
+        }
+    }
+    buckets.into_values().collect()
 }
 
 /// Opens the store the settings name.
@@ -178,5 +230,28 @@ pub async fn open(settings: &crate::settings::DatabaseSettings) -> Result<std::s
         crate::settings::DatabaseSettings::Mssql(_) => {
             Err(StoreError::Unavailable("SQL Server storage is not built yet; unset SQL_SERVER_* to use SQLite".into()))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeline_buckets_floor_times_and_add_counts_per_status() {
+        let at = |raw: &str| Timestamp::parse(raw).expect("time").as_micros();
+        let buckets = timeline_buckets(
+            [
+                (at("2026-02-24T10:00:59"), status::SUCCESS.to_string(), 2),
+                (at("2026-02-24T10:00:00"), status::FAILED.to_string(), 1),
+                (at("2026-02-24T09:59:00"), status::CANCELLED.to_string(), 1),
+                (at("2026-02-24T09:59:30"), status::RUNNING.to_string(), 5),
+            ],
+            60,
+        );
+        let starts: Vec<String> = buckets.iter().map(|b| b.start.to_string()).collect();
+        assert_eq!(starts, ["2026-02-24T09:59:00Z", "2026-02-24T10:00:00Z"]);
+        assert_eq!((buckets[0].success, buckets[0].failed, buckets[0].cancelled), (0, 0, 1));
+        assert_eq!((buckets[1].success, buckets[1].failed, buckets[1].cancelled), (2, 1, 0));
     }
 }

@@ -32,6 +32,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/runs", get(runs::list).post(runs::create))
         .route("/api/runs/{run_uuid}", get(runs::get).delete(runs::delete))
         .route("/api/runs/{run_uuid}/summary", get(runs::summary))
+        .route("/api/runs/{run_uuid}/timeline", get(runs::timeline))
         .route("/api/runs/{run_uuid}/close-jobs", post(runs::close_jobs))
         .route("/api/jobs", get(jobs::list).post(jobs::create))
         .route("/api/jobs/status", patch(jobs::set_status))
@@ -52,6 +53,7 @@ pub fn router() -> Router<AppState> {
         runs::get,
         runs::delete,
         runs::summary,
+        runs::timeline,
         runs::close_jobs,
         jobs::list,
         jobs::create,

@@ -161,3 +161,50 @@ pub async fn close_jobs(
     let closed = state.records.finish_open_jobs(run_uuid, &body.job_status, &body.job_detail).await?;
     Ok(Json(ClosedJobs { closed: closed.len() as u64 }))
 }
+
+/// `?bucket_secs=` of `GET /api/runs/{run_uuid}/timeline`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TimelineQuery {
+    /// Bucket size in seconds, 1 to 86400 (default 60).
+    #[serde(default, deserialize_with = "super::empty_as_none")]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 86400)]
+    pub bucket_secs: Option<i64>,
+}
+
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct RunTimeline {
+    pub run_uuid: uuid::Uuid,
+    pub bucket_secs: u32,
+    /// Oldest first; buckets in which no job finished are left out.
+    pub buckets: Vec<crate::model::TimelineBucket>,
+}
+
+/// The run's finished jobs per time bucket (by `job_finished`, else `job_datetime`): the
+/// dashboard's throughput and success-rate chart after a reload.
+#[utoipa::path(
+    get,
+    path = "/api/runs/{run_uuid}/timeline",
+    tag = "runs",
+    params(("run_uuid" = uuid::Uuid, Path, description = "The run's id"), TimelineQuery),
+    responses(
+        (status = 200, body = RunTimeline),
+        (status = 404, description = "No such run", body = crate::http::error::ErrorBody),
+        (status = 422, description = "bucket_secs outside 1..=86400", body = crate::http::error::ErrorBody),
+    )
+)]
+pub async fn timeline(
+    State(state): State<AppState>,
+    PathUuid(run_uuid): PathUuid,
+    Query(query): Query<TimelineQuery>,
+) -> Result<Json<RunTimeline>, ApiError> {
+    let bucket_secs = query.bucket_secs.unwrap_or(60);
+    let bucket_secs = u32::try_from(bucket_secs).ok().filter(|secs| (1..=86_400).contains(secs)).ok_or_else(|| {
+        ApiError::unprocessable(format!("bucket_secs must be between 1 and 86400, got {bucket_secs}"))
+    })?;
+    if state.store().get_run(run_uuid).await?.is_none() {
+        return Err(ApiError::not_found(format!("run {run_uuid} not found")));
+    }
+    let buckets = state.store().job_timeline(run_uuid, bucket_secs).await?;
+    Ok(Json(RunTimeline { run_uuid, bucket_secs, buckets }))
+}

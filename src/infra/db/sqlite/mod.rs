@@ -15,7 +15,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use uuid::Uuid;
 
 use super::{Applied, Mutation, Store, StoreError};
-use crate::model::{AgentSummary, Event, Job, Output, Page, PageRequest, Run};
+use crate::model::{AgentSummary, Event, Job, Output, Page, PageRequest, Run, TimelineBucket};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -158,6 +158,10 @@ impl Store for SqliteStore {
 
     async fn job_logs(&self, job_uuid: Uuid, max_bytes: usize) -> Result<String, StoreError> {
         read::job_logs(&self.reader, job_uuid, max_bytes).await
+    }
+
+    async fn job_timeline(&self, run_uuid: Uuid, bucket_secs: u32) -> Result<Vec<TimelineBucket>, StoreError> {
+        read::job_timeline(&self.reader, run_uuid, bucket_secs).await
     }
 }
 

@@ -44,6 +44,10 @@ pub(super) const AGENT_SUMMARIES: &str = "SELECT job_associated_agent, COUNT(*),
      GROUP BY job_associated_agent ORDER BY job_associated_agent";
 pub(super) const RUNNING_JOBS_BY_AGENT: &str = "SELECT job_associated_agent, job_uuid FROM armada_jobs \
      WHERE run_uuid = ? AND job_status = 'Running' ORDER BY job_datetime";
+/// Finished jobs per (bucket, status); parameters: bucket size in µs (twice), run.
+pub(super) const JOB_TIMELINE: &str = "SELECT (COALESCE(job_finished, job_datetime) / ?) * ? AS bucket, job_status, \
+     COUNT(*) FROM armada_jobs WHERE run_uuid = ? AND job_status IN ('Success', 'Failed', 'Cancelled') \
+     GROUP BY bucket, job_status ORDER BY bucket";
 pub(super) const LOG_CHUNKS_NEWEST_FIRST: &str =
     "SELECT text FROM armada_job_logs WHERE job_uuid = ? ORDER BY seq DESC";
 
@@ -217,6 +221,23 @@ pub(super) async fn agent_summaries(pool: &SqlitePool, run_uuid: Uuid) -> Result
             }
         })
         .collect())
+}
+
+pub(super) async fn job_timeline(
+    pool: &SqlitePool,
+    run_uuid: Uuid,
+    bucket_secs: u32,
+) -> Result<Vec<crate::model::TimelineBucket>, StoreError> {
+    let size = i64::from(bucket_secs.max(1)) * 1_000_000;
+    let rows: Vec<(i64, String, i64)> = sqlx::query_as(JOB_TIMELINE)
+        .bind(size)
+        .bind(size)
+        .bind(run_uuid.to_string())
+        .fetch_all(pool)
+        .await
+        .map_err(unavailable)?;
+    let counts = rows.into_iter().map(|(at, status, n)| (at, status, u64::try_from(n).unwrap_or_default()));
+    Ok(crate::infra::db::timeline_buckets(counts, bucket_secs))
 }
 
 /// Reads chunks newest first until `max_bytes` are gathered, so a huge log costs no more than

@@ -6,6 +6,7 @@ mod support;
 
 mod backend;
 mod clients;
+mod orchestrator;
 mod platform;
 mod worker;
 mod ws;

@@ -6,6 +6,7 @@ mod agents;
 mod failures;
 mod lifecycle;
 mod uploads;
+mod wiring;
 
 use std::time::Duration;
 

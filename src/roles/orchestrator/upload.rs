@@ -174,7 +174,100 @@ pub fn parse_run_uuid(raw: &str) -> Result<Option<Uuid>, ApiError> {
 
 #[cfg(test)]
 mod tests {
+    use axum::body::Body;
+
     use super::*;
+    use crate::settings::Settings;
+
+    const BOUNDARY: &str = "armada-test-boundary";
+
+    /// A multipart request without a Content-Length: `(name, filename, bytes)` per part.
+    fn request(parts: &[(&str, Option<&str>, &[u8])]) -> Request {
+        let mut body = Vec::new();
+        for (name, filename, bytes) in parts {
+            body.extend_from_slice(
+                format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"").as_bytes(),
+            );
+            if let Some(filename) = filename {
+                body.extend_from_slice(format!("; filename=\"{filename}\"").as_bytes());
+            }
+            body.extend_from_slice(b"\r\n\r\n");
+            body.extend_from_slice(bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+        Request::builder()
+            .method("POST")
+            .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={BOUNDARY}"))
+            .body(Body::from(body))
+            .expect("request")
+    }
+
+    fn settings(max_upload_bytes: usize) -> OrchestratorSettings {
+        let mut settings = Settings::embedded(std::path::Path::new("unused.db"));
+        settings.max_upload_bytes = max_upload_bytes;
+        OrchestratorSettings::from_settings(&settings)
+    }
+
+    #[tokio::test]
+    async fn parts_land_where_they_belong() {
+        let id = Uuid::new_v4().to_string();
+        let upload = read_upload(
+            request(&[
+                ("configtemplate", Some("t.json"), b"{}"),
+                ("files", Some("hello/main.py"), b"print(1)"),
+                ("files", Some("hello/config/data_job.csv"), b"a\n1\n"),
+                ("tune", None, b"distant"),
+                ("run_uuid", None, id.as_bytes()),
+                ("python_code", None, b"print(2)"),
+            ]),
+            &settings(1 << 20),
+        )
+        .await
+        .expect("read");
+        assert_eq!(upload.parts.configtemplate.map(|(name, _)| name), Some("t.json".to_owned()));
+        assert_eq!(
+            upload.files.iter().map(|(path, _)| path.as_str()).collect::<Vec<_>>(),
+            ["hello/main.py", "hello/config/data_job.csv"]
+        );
+        assert_eq!((upload.tune, upload.run_uuid.map(|u| u.to_string())), (Some(TuneKind::Distant), Some(id)));
+        assert_eq!(upload.parts.python_code.as_deref(), Some("print(2)"));
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_cap_is_stopped_as_it_arrives() {
+        let half = vec![b'x'; 600];
+        let error = read_upload(
+            request(&[("data_job", Some("a.csv"), &half), ("data_agent", Some("b.csv"), &half)]),
+            &settings(1000),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(error.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(error.detail.starts_with("the upload is over the limit of 1000 bytes"), "{error}");
+        let fine = read_upload(request(&[("data_job", Some("a.csv"), &[b'x'; 1001])]), &settings(1 << 20)).await;
+        assert!(fine.is_ok(), "a part under its cap is fine");
+        let error = read_upload(request(&[("tune", None, &[b'x'; 1025])]), &settings(1 << 20)).await.unwrap_err();
+        assert_eq!(
+            error.detail,
+            "the tune part is over its limit of 1 KiB; leave large data out of the project (or raise the limit)"
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_parts_are_named_together() {
+        let error = read_upload(
+            request(&[("bogus", None, b"1"), ("configtemplate", Some("t.json"), b"{}"), ("bogus", None, b"2")]),
+            &settings(1 << 20),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(error.status, StatusCode::BAD_REQUEST);
+        assert!(
+            error.detail.starts_with("unknown part \"bogus\"; the parts are: configtemplate, configtune"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn tune_accepts_local_and_distant_only() {

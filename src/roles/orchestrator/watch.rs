@@ -71,8 +71,8 @@ impl Watcher {
                     None => std::future::pending().await,
                 }
             };
+            // Not biased: a busy stream must not starve the checks and polls.
             let verdict = tokio::select! {
-                biased;
                 () = self.run.stop_watching.cancelled() => return None,
                 item = next_item => {
                     match item {

@@ -48,7 +48,7 @@ impl Broker for BrokerDownOnPublish {
 }
 
 /// A platform with no room for agents.
-struct NoCapacity;
+pub struct NoCapacity;
 
 #[async_trait]
 impl Launcher for NoCapacity {

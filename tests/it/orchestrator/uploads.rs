@@ -4,7 +4,7 @@
 use std::io::{Cursor, Write};
 
 use reqwest::StatusCode;
-use reqwest::multipart::Form;
+use reqwest::multipart::{Form, Part};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -134,5 +134,16 @@ async fn an_upload_over_the_whole_body_cap_is_413() {
     let (status, body) = start(&app, "/bot/start", form).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
     assert!(body["detail"].as_str().is_some_and(|d| d.contains("ARMADA_MAX_UPLOAD_BYTES")), "{body}");
+    assert_nothing_left(&app, run_id, 3).await;
+
+    // Without a Content-Length (streamed parts), the count stops the body as it arrives.
+    let streamed = |bytes: Vec<u8>, name: &str| Part::stream(reqwest::Body::from(bytes)).file_name(name.to_owned());
+    let form = dashboard_form()
+        .text("run_uuid", run_id.to_string())
+        .part("requirements_txt", streamed(vec![b'#'; 40 * 1024], "requirements.txt"))
+        .part("project", streamed(vec![0; 40 * 1024], "project.zip"));
+    let (status, body) = start(&app, "/bot/start", form).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert!(body["detail"].as_str().is_some_and(|d| d.starts_with("the upload is over the limit of 64 KiB")), "{body}");
     assert_nothing_left(&app, run_id, 3).await;
 }

@@ -88,7 +88,10 @@ pub async fn start(State(state): State<AppState>, request: Request) -> Result<Js
     // Planning and packing a large run is CPU work: off the async workers.
     let prepared =
         tokio::task::spawn_blocking(move || prepare(upload, &settings)).await.map_err(ApiError::internal)??;
-    match orchestrator.start_run(prepared).await {
+    // A task of its own: a client that hangs up mid-start must not cut the start (or its
+    // undo) in half, as dropping this handler's future would.
+    let starting = tokio::spawn(async move { orchestrator.start_run(prepared).await });
+    match starting.await.map_err(ApiError::internal)? {
         Ok(run_uuid) => Ok(Json(Started { run_uuid })),
         Err(StartError::Refused(error)) => Err(error),
         Err(StartError::Failed(failure)) => Err(failure.into_api_error("could not start the run", "")),
@@ -141,7 +144,12 @@ pub async fn get(State(state): State<AppState>, PathUuid(run_uuid): PathUuid) ->
 )]
 pub async fn cancel(State(state): State<AppState>, PathUuid(run_uuid): PathUuid) -> Result<Json<RunView>, ApiError> {
     let orchestrator = orchestrator(&state)?;
-    orchestrator.cancel_run(run_uuid).await?;
+    // Carried through even if the client hangs up (see `start`).
+    let cancelling = {
+        let orchestrator = orchestrator.clone();
+        tokio::spawn(async move { orchestrator.cancel_run(run_uuid).await })
+    };
+    cancelling.await.map_err(ApiError::internal)??;
     match orchestrator.run_view(run_uuid).await.map_err(view_error)? {
         Some(view) => Ok(Json(view)),
         None => Err(ApiError::not_found(format!("run {run_uuid} not found"))),

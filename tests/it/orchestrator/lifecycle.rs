@@ -76,7 +76,6 @@ async fn a_valid_project_runs_to_completion_and_leaves_no_queue() {
         };
         assert_eq!(message["config_proxy"], expected_proxy, "agent {index}");
     }
-    assert_eq!(probe.messages.lock().expect("lock").len(), 3, "each agent read its message");
     let bundle = app.client.get(app.url(&format!("/bot/runs/{run_id}/bundle"))).send().await.expect("bundle");
     assert_eq!(bundle.status(), StatusCode::OK);
     assert_eq!(Bundle::checksum(&bundle.bytes().await.expect("bytes")), sha, "the bundle the agents were told of");
@@ -84,6 +83,7 @@ async fn a_valid_project_runs_to_completion_and_leaves_no_queue() {
     // The end: the queue is deleted, so the agents leave and are forgotten.
     assert!(eventually(WITHIN, async || queue_is_gone(&app, run_id).await).await, "queue deleted");
     assert!(eventually(WITHIN, async || probe.exited() == 3).await, "agents ended");
+    assert_eq!(probe.messages.lock().expect("lock").len(), 3, "each agent read its message");
     assert!(
         eventually(WITHIN, async || matches!(
             orchestrator.launcher.agents(run_id).await,
@@ -103,6 +103,16 @@ async fn a_valid_project_runs_to_completion_and_leaves_no_queue() {
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert!(body["detail"].as_str().is_some_and(|d| d.contains("already completed")), "{body}");
     assert_eq!(app.get("/bot/runs").await.1, json!({"runs": []}));
+
+    let metrics = app.metrics().await;
+    for series in [
+        r#"armada_runs_total{status="completed"}"#,
+        r#"armada_jobs_total{status="Success"}"#,
+        r#"armada_jobs_total{status="Failed"}"#,
+        "armada_job_duration_seconds_count",
+    ] {
+        assert!(metrics.contains(series), "{series} missing from /metrics");
+    }
 }
 
 fn project_archive(top: &str) -> Vec<u8> {

@@ -121,8 +121,6 @@ impl Orchestrator {
         if let Err(e) = self.config_store.delete_run(run_id, agents).await {
             tracing::warn!(%run_id, error = %e, "cannot delete the config keys of a cancelled run");
         }
-        if let Err(e) = self.launcher.forget(run_id).await {
-            tracing::warn!(%run_id, error = %e, "cannot forget the agents of a cancelled run");
-        }
+        self.forget_agents(run_id).await;
     }
 }

@@ -24,7 +24,7 @@ pub const JOB_BATCH: usize = 5_000;
 /// Job messages published per broker call.
 pub const PUBLISH_BATCH: usize = 1_000;
 /// `job_associated_agent` of a job no agent has taken yet (the backend's default).
-const NO_AGENT: &str = "Unknown";
+pub(crate) const NO_AGENT: &str = "Unknown";
 
 /// Which steps began, so a failure undoes exactly those.
 #[derive(Debug, Default)]

@@ -132,9 +132,7 @@ impl Orchestrator {
                 Ok(_) => tokio::time::sleep(EXIT_POLL).await,
             }
         }
-        if let Err(e) = self.launcher.forget(run_id).await {
-            tracing::warn!(%run_id, error = %e, "cannot forget the agents");
-        }
+        self.forget_agents(run_id).await;
     }
 
     /// The server is stopping: stop every agent, then end the active runs as `failed` (their

@@ -1,7 +1,7 @@
 //! `Orchestrator`: the engines a run goes through, the orchestrator's settings, and the registry
 //! of the runs this process is dispatching or watching (with each run's lifecycle lock).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::clients::BackendClient;
 use crate::infra::broker::Broker;
 use crate::infra::config_store::ConfigStore;
-use crate::infra::launcher::Launcher;
+use crate::infra::launcher::{AgentStatus, Launcher};
 use crate::model::{RunStatus, Timestamp};
 use crate::observability::names;
 use crate::project::{ProjectLimits, TuneKind};
@@ -28,7 +28,13 @@ pub struct Orchestrator {
     pub backend: Arc<dyn BackendClient>,
     pub settings: OrchestratorSettings,
     runs: Mutex<HashMap<Uuid, Arc<ActiveRun>>>,
+    /// The agents' last statuses of recently ended runs, oldest first, once the launcher forgot
+    /// them: so a run's view still says how each agent ended.
+    ended_agents: Mutex<VecDeque<(Uuid, Vec<AgentStatus>)>>,
 }
+
+/// How many ended runs keep their agents' last statuses.
+const ENDED_RUNS_KEPT: usize = 64;
 
 /// What the orchestrator reads from `Settings`, plus timings tests may shorten.
 #[derive(Debug, Clone)]
@@ -163,7 +169,15 @@ impl Orchestrator {
         backend: Arc<dyn BackendClient>,
         settings: OrchestratorSettings,
     ) -> Self {
-        Self { config_store, broker, launcher, backend, settings, runs: Mutex::new(HashMap::new()) }
+        Self {
+            config_store,
+            broker,
+            launcher,
+            backend,
+            settings,
+            runs: Mutex::new(HashMap::new()),
+            ended_agents: Mutex::new(VecDeque::new()),
+        }
     }
 
     pub(crate) fn register(&self, run: Arc<ActiveRun>) -> Result<(), AlreadyActive> {
@@ -181,6 +195,38 @@ impl Orchestrator {
 
     pub(crate) fn active(&self, run_id: Uuid) -> Option<Arc<ActiveRun>> {
         lock(&self.runs).get(&run_id).cloned()
+    }
+
+    /// Keeps the agents' last statuses of a run whose agents are about to be forgotten.
+    pub(crate) fn remember_agents(&self, run_id: Uuid, agents: Vec<AgentStatus>) {
+        let mut ended = lock(&self.ended_agents);
+        ended.retain(|(id, _)| *id != run_id);
+        if ended.len() >= ENDED_RUNS_KEPT {
+            ended.pop_front();
+        }
+        ended.push_back((run_id, agents));
+    }
+
+    /// The run's agents: from the launcher while it knows them, else as they last were.
+    pub(crate) async fn agent_statuses(&self, run_id: Uuid) -> Vec<AgentStatus> {
+        match self.launcher.agents(run_id).await {
+            Ok(agents) => agents,
+            Err(_) => lock(&self.ended_agents)
+                .iter()
+                .find(|(id, _)| *id == run_id)
+                .map(|(_, agents)| agents.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Asks the launcher for the run's agents' statuses, keeps them, and has it forget them.
+    pub(crate) async fn forget_agents(&self, run_id: Uuid) {
+        if let Ok(agents) = self.launcher.agents(run_id).await {
+            self.remember_agents(run_id, agents);
+        }
+        if let Err(e) = self.launcher.forget(run_id).await {
+            tracing::warn!(%run_id, error = %e, "cannot forget the agents");
+        }
     }
 
     /// Every run this process is dispatching or watching, oldest first.

@@ -122,7 +122,11 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<ActiveRunsView>,
     )
 )]
 pub async fn get(State(state): State<AppState>, PathUuid(run_uuid): PathUuid) -> Result<Json<RunView>, ApiError> {
-    match orchestrator(&state)?.run_view(run_uuid).await.map_err(view_error)? {
+    view_or_404(&*orchestrator(&state)?, run_uuid).await
+}
+
+async fn view_or_404(orchestrator: &Orchestrator, run_uuid: Uuid) -> Result<Json<RunView>, ApiError> {
+    match orchestrator.run_view(run_uuid).await.map_err(view_error)? {
         Some(view) => Ok(Json(view)),
         None => Err(ApiError::not_found(format!("run {run_uuid} not found"))),
     }
@@ -150,10 +154,7 @@ pub async fn cancel(State(state): State<AppState>, PathUuid(run_uuid): PathUuid)
         tokio::spawn(async move { orchestrator.cancel_run(run_uuid).await })
     };
     cancelling.await.map_err(ApiError::internal)??;
-    match orchestrator.run_view(run_uuid).await.map_err(view_error)? {
-        Some(view) => Ok(Json(view)),
-        None => Err(ApiError::not_found(format!("run {run_uuid} not found"))),
-    }
+    view_or_404(&orchestrator, run_uuid).await
 }
 
 /// The run's project bundle (tar.gz), for agents that fetch it over HTTP; its sha256 and size

@@ -9,6 +9,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::Orchestrator;
+use super::dispatch::NO_AGENT;
 use super::error::StepFailure;
 use super::registry::ActiveRun;
 use crate::http::ApiError;
@@ -35,7 +36,8 @@ pub struct RunView {
     pub finished: Option<Timestamp>,
     /// The job queue, while the run is dispatching or running.
     pub queue: Option<QueueView>,
-    /// One per pod index, then any other agent name the jobs were recorded under.
+    /// One per pod index, then any other agent name the jobs were recorded under (but
+    /// `Unknown`, the name of jobs no agent took).
     pub agents: Vec<AgentView>,
 }
 
@@ -56,7 +58,8 @@ pub struct AgentView {
     pub pod_index: Option<usize>,
     /// `agent-{pod_index}`, as the agents record their jobs.
     pub agent: String,
-    /// `pending`, `running`, `succeeded`, `failed`, `stopped`; `null` once the launcher forgot it.
+    /// `pending`, `running`, `succeeded`, `failed`, `stopped`; `null` when this orchestrator
+    /// does not know the agent (another process launched it, or the run ended long ago).
     #[schema(value_type = Option<String>)]
     pub phase: Option<crate::infra::launcher::AgentPhase>,
     pub detail: Option<String>,
@@ -106,7 +109,7 @@ impl Orchestrator {
         } else {
             None
         };
-        let launched = self.launcher.agents(run_id).await.unwrap_or_default();
+        let launched = self.agent_statuses(run_id).await;
         let pods = run.number_of_agents.map_or(0, |n| n.max(0) as usize).max(launched.len());
         Ok(Some(RunView {
             run_uuid: run.run_uuid,
@@ -155,8 +158,10 @@ fn active_run_view(run: &ActiveRun) -> ActiveRunView {
 }
 
 /// One entry per pod index (launcher status by index, job summary by `agent-{i}`), then the
-/// job summaries of any other agent name.
+/// job summaries of any other agent name but `Unknown` (jobs no agent took: queued, or closed
+/// by a cancel or a failure).
 fn merge_agents(pods: usize, launched: &[AgentStatus], mut summaries: Vec<AgentSummary>) -> Vec<AgentView> {
+    summaries.retain(|summary| summary.agent != NO_AGENT);
     let mut views: Vec<AgentView> = (0..pods)
         .map(|pod_index| {
             let name = agent_name(pod_index);
@@ -216,7 +221,8 @@ mod tests {
     #[test]
     fn agents_merge_by_pod_index_and_keep_other_names() {
         let launched = [AgentStatus { phase: AgentPhase::Running, ..AgentStatus::pending(1) }, AgentStatus::pending(0)];
-        let views = merge_agents(2, &launched, vec![summary("Unknown", 1), summary("agent-1", 4)]);
+        let summaries = vec![summary("Unknown", 3), summary("legacy-bot", 1), summary("agent-1", 4)];
+        let views = merge_agents(2, &launched, summaries);
         let shown: Vec<(Option<usize>, &str, Option<AgentPhase>, u64)> =
             views.iter().map(|v| (v.pod_index, v.agent.as_str(), v.phase, v.jobs_taken)).collect();
         assert_eq!(
@@ -224,7 +230,7 @@ mod tests {
             [
                 (Some(0), "agent-0", Some(AgentPhase::Pending), 0),
                 (Some(1), "agent-1", Some(AgentPhase::Running), 4),
-                (None, "Unknown", None, 1)
+                (None, "legacy-bot", None, 1)
             ]
         );
     }

@@ -210,6 +210,8 @@ async fn cancel_mid_run_stops_the_agents_and_cancels_the_open_jobs() {
     assert!(took < std::time::Duration::from_secs(10), "cancel took {took:?}");
     assert_eq!(cancelled["status"], "cancelled");
     assert_eq!(cancelled["counts"], json!({"Cancelled": 5}));
+    let phases: Vec<&Value> = cancelled["agents"].as_array().expect("agents").iter().map(|a| &a["phase"]).collect();
+    assert_eq!(phases, [&json!("stopped"), &json!("stopped")], "{cancelled:#}");
 
     let orchestrator = app.orchestrator();
     assert!(queue_is_gone(&app, run_id).await);
@@ -234,8 +236,8 @@ async fn every_agent_dying_with_jobs_left_fails_the_run_with_their_reason() {
     let probe = Probe::default();
     let app = app_with(Behaviour::DiesAtStart, &probe).await;
     let run_id = start_ok(&app, small_form(2, 3)).await;
-    let view = wait_for_status(&app, run_id, "failed").await;
-    let detail = view["detail"].as_str().expect("detail");
+    let failed = wait_for_status(&app, run_id, "failed").await;
+    let detail = failed["detail"].as_str().expect("detail");
     assert!(detail.starts_with("every agent ended with 3 of 3 jobs unfinished"), "{detail}");
     assert!(detail.contains(&format!("agent-0, agent-1: {DEATH}")), "{detail}");
     assert!(detail.ends_with("3 jobs: 0 succeeded, 3 failed"), "{detail}");
@@ -249,4 +251,16 @@ async fn every_agent_dying_with_jobs_left_fails_the_run_with_their_reason() {
     let (status, body) = app.post(&format!("/bot/runs/{run_id}/cancel"), &json!({})).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert!(body["detail"].as_str().is_some_and(|d| d.contains("already failed")), "{body}");
+    // Forgotten by the launcher, the agents still say how they ended.
+    let orchestrator = app.orchestrator();
+    assert!(
+        eventually(WITHIN, async || matches!(
+            orchestrator.launcher.agents(run_id).await,
+            Err(LaunchError::NotFound(_))
+        ))
+        .await
+    );
+    for agent in view(&app, run_id).await["agents"].as_array().expect("agents") {
+        assert_eq!((agent["phase"].clone(), agent["detail"].clone()), (json!("failed"), json!(DEATH)), "{agent}");
+    }
 }

@@ -3,6 +3,7 @@
 //! outcomes checked in the engines themselves (rows, queue, config keys, agents).
 
 mod agents;
+mod distributed;
 mod failures;
 mod lifecycle;
 mod uploads;

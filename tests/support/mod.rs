@@ -31,6 +31,11 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+/// Real Redis and RabbitMQ servers, started once per test binary when installed (the engines'
+/// own helper: `redis_url()`, `rabbitmq_url()`, each `None` after a loud SKIPPED line).
+#[path = "../../src/infra/testing.rs"]
+pub mod servers;
+
 /// A running app; stops (and its temporary folder goes) when dropped.
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`

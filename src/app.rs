@@ -140,17 +140,29 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let orchestrator = state.orchestrator.clone();
+    // Nothing is left behind: as soon as the signal comes (or serving ends), every agent is
+    // stopped and the runs they served end as failed, while open requests finish.
+    let (fired, signalled) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        let _ = fired.send(());
+    };
+    let stopping = state.orchestrator.clone().map(|orchestrator| {
+        tokio::spawn(async move {
+            // Resolves on the signal, or when serving ended and dropped the sender.
+            let _ = signalled.await;
+            if tokio::time::timeout(SHUTDOWN_LIMIT, orchestrator.shutdown()).await.is_err() {
+                tracing::warn!(limit = ?SHUTDOWN_LIMIT, "stopping the agents and ending the active runs took too long");
+            }
+        })
+    });
     let service = service(state);
     let served = axum::serve(listener, axum::ServiceExt::<Request>::into_make_service(service))
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(signal)
         .await
         .context("HTTP server failed");
-    // Nothing is left behind: every agent is stopped and the runs they served end as failed.
-    if let Some(orchestrator) = orchestrator
-        && tokio::time::timeout(SHUTDOWN_LIMIT, orchestrator.shutdown()).await.is_err()
-    {
-        tracing::warn!(limit = ?SHUTDOWN_LIMIT, "stopping the agents and ending the active runs took too long");
+    if let Some(stopping) = stopping {
+        let _ = stopping.await;
     }
     served
 }

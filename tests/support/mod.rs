@@ -238,6 +238,18 @@ impl TestApp {
         self.state.orchestrator.as_ref().expect("the orchestrator role is served")
     }
 
+    /// Sends the shutdown signal and waits for `serve` to return, as `armada serve` does on
+    /// SIGTERM (the orchestrator stops every agent).
+    pub async fn shut_down(&mut self) -> anyhow::Result<()> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(60), &mut self.server)
+            .await
+            .expect("serve returns after the shutdown signal")
+            .expect("server task")
+    }
+
     /// `GET /metrics` as text.
     pub async fn metrics(&self) -> String {
         self.client.get(self.url("/metrics")).send().await.expect("metrics").text().await.expect("metrics text")

@@ -36,6 +36,8 @@ async fn remote_pair(launcher: Option<Arc<NoCapacity>>, probe: &Probe) -> (TestA
 async fn with_the_backend_in_another_process_a_run_is_recorded_and_watched_over_http() {
     let probe = Probe::default();
     let (backend, orchestrator) = remote_pair(None, &probe).await;
+    let anonymous = orchestrator.client.post(orchestrator.url("/bot/start")).multipart(dashboard_form());
+    assert_eq!(anonymous.send().await.expect("sent").status(), StatusCode::UNAUTHORIZED, "the token guards /bot");
     let run_id = start_ok(&orchestrator, dashboard_form()).await;
     let view = wait_for_status(&orchestrator, run_id, "completed").await;
     assert_eq!(view["detail"], "6 jobs: 5 succeeded, 1 failed");
@@ -108,10 +110,11 @@ async fn an_orchestrator_without_a_backend_or_with_an_unbuilt_platform_is_a_conf
 #[tokio::test]
 async fn shutdown_stops_every_agent_and_ends_the_active_runs_as_failed() {
     let probe = Probe::default();
-    let app = TestApp::builder().agent_entry(test_agents(Behaviour::HoldsUntilStopped, probe.clone())).spawn().await;
+    let mut app =
+        TestApp::builder().agent_entry(test_agents(Behaviour::HoldsUntilStopped, probe.clone())).spawn().await;
     let run_id = start_ok(&app, small_form(2, 4)).await;
     assert!(eventually(WITHIN, async || view(&app, run_id).await["counts"]["Running"] == 2).await);
-    app.orchestrator().shutdown().await;
+    app.shut_down().await.expect("served until the signal");
     assert_eq!(probe.exited(), 2, "no agent is left behind");
     let run = app.orchestrator().backend.get_run(run_id).await.expect("backend").expect("run");
     assert_eq!(run.run_status, Some(RunStatus::Failed));

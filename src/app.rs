@@ -15,11 +15,17 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tower::{Layer, Service};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::clients::BackendClient;
 use crate::health::{self, Dependency};
 use crate::http::{ApiError, auth, paths};
+use crate::infra::broker::Broker;
+use crate::infra::config_store::ConfigStore;
 use crate::infra::db::{self, Store};
+use crate::infra::launcher::Launcher;
 use crate::observability;
 use crate::records::{Hub, Records};
+use crate::roles::Role;
+use crate::roles::orchestrator::{AgentEntryFactory, Orchestrator};
 use crate::settings::Settings;
 
 /// What every handler can reach. Cheap to clone.
@@ -29,21 +35,56 @@ pub struct AppState {
     pub records: Records,
     pub metrics: PrometheusHandle,
     pub dependencies: Arc<Vec<Dependency>>,
+    /// The orchestrator role's engines and active runs; `None` when the role is not served here.
+    pub orchestrator: Option<Arc<Orchestrator>>,
+}
+
+/// Engines chosen by the caller instead of from the settings (tests, tools); `None` = from the
+/// settings. The orchestrator's are used only when the orchestrator role is enabled.
+#[derive(Default)]
+pub struct Engines {
+    /// Used as given: no migration is applied.
+    pub store: Option<Arc<dyn Store>>,
+    pub config_store: Option<Arc<dyn ConfigStore>>,
+    pub broker: Option<Arc<dyn Broker>>,
+    pub launcher: Option<Arc<dyn Launcher>>,
+    /// The entry point of in-process agents, when the launcher is built from the settings.
+    pub agent_entry: Option<AgentEntryFactory>,
+    pub backend: Option<Arc<dyn BackendClient>>,
 }
 
 impl AppState {
     /// Opens the engines the settings name and applies pending migrations.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let store = db::open(&settings.database)
-            .await
-            .with_context(|| format!("failed to open the database {}", settings.database.describe()))?;
-        let applied = store.migrate().await.context("failed to apply database migrations")?;
-        if !applied.is_empty() {
-            tracing::info!(migrations = ?applied, "database migrated");
-        }
-        Ok(Self::with_store(settings, store))
+        Self::build_with(settings, Engines::default()).await
     }
 
+    /// [`AppState::build`] with some engines chosen by the caller.
+    pub async fn build_with(settings: Settings, mut engines: Engines) -> anyhow::Result<Self> {
+        let store = match engines.store.take() {
+            Some(store) => store,
+            None => {
+                let store = db::open(&settings.database)
+                    .await
+                    .with_context(|| format!("failed to open the database {}", settings.database.describe()))?;
+                let applied = store.migrate().await.context("failed to apply database migrations")?;
+                if !applied.is_empty() {
+                    tracing::info!(migrations = ?applied, "database migrated");
+                }
+                store
+            }
+        };
+        let mut state = Self::with_store(settings, store);
+        if state.settings.runs(Role::Orchestrator) {
+            let records = state.settings.runs(Role::Backend).then_some(&state.records);
+            let (orchestrator, dependencies) = Orchestrator::open(&state.settings, records, engines).await?;
+            Arc::make_mut(&mut state.dependencies).extend(dependencies);
+            state.orchestrator = Some(orchestrator);
+        }
+        Ok(state)
+    }
+
+    /// The database only: no orchestrator engines are opened.
     pub fn with_store(settings: Settings, store: Arc<dyn Store>) -> Self {
         let hub = Hub::new(settings.ws_queue, settings.ws_heartbeat);
         let db_check = store.clone();
@@ -57,6 +98,7 @@ impl AppState {
             records: Records::new(store, hub),
             metrics: observability::metrics_handle(),
             dependencies: Arc::new(dependencies),
+            orchestrator: None,
         }
     }
 
@@ -99,15 +141,42 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // Nothing is left behind: as soon as the signal comes (or serving ends), every agent is
+    // stopped and the runs they served end as failed, while open requests finish.
+    let (fired, signalled) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        let _ = fired.send(());
+    };
+    let stopping = state.orchestrator.clone().map(|orchestrator| {
+        tokio::spawn(async move {
+            // Resolves on the signal, or when serving ended and dropped the sender.
+            let _ = signalled.await;
+            if tokio::time::timeout(SHUTDOWN_LIMIT, orchestrator.shutdown()).await.is_err() {
+                tracing::warn!(limit = ?SHUTDOWN_LIMIT, "stopping the agents and ending the active runs took too long");
+            }
+        })
+    });
     let service = service(state);
-    axum::serve(listener, axum::ServiceExt::<Request>::into_make_service(service))
-        .with_graceful_shutdown(shutdown)
+    let served = axum::serve(listener, axum::ServiceExt::<Request>::into_make_service(service))
+        .with_graceful_shutdown(signal)
         .await
-        .context("HTTP server failed")
+        .context("HTTP server failed");
+    if let Some(stopping) = stopping {
+        let _ = stopping.await;
+    }
+    served
 }
 
+/// How long stopping the agents and ending the active runs may take at shutdown.
+const SHUTDOWN_LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
+
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+    let mut text = state.metrics.render();
+    if let Some(orchestrator) = &state.orchestrator {
+        text.push_str(&orchestrator.render_run_gauges());
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
 async fn not_found(request: Request) -> ApiError {

@@ -53,10 +53,16 @@ pub mod names {
     pub const WS_MESSAGES_DROPPED: &str = "armada_ws_messages_dropped_total";
     pub const WS_MESSAGES_SENT: &str = "armada_ws_messages_sent_total";
     pub const ROWS_WRITTEN: &str = "armada_rows_written_total";
+    /// Runs that entered a status, `{status}`: `dispatching` (started), `running`, `completed`,
+    /// `failed`, `cancelled`, and `aborted` (a start that failed and was undone).
     pub const RUNS: &str = "armada_runs_total";
+    /// Jobs by final status (`Success`, `Failed`, `Cancelled`), counted when their run ends.
     pub const JOBS: &str = "armada_jobs_total";
+    /// From a job seen `Running` to its outcome, as the orchestrator's watcher sees them.
     pub const JOB_DURATION: &str = "armada_job_duration_seconds";
+    /// Per active run, `{run_id}`; rendered by the orchestrator and gone when the run ends.
     pub const QUEUE_DEPTH: &str = "armada_queue_depth";
+    /// Per active run, `{run_id}`; rendered by the orchestrator and gone when the run ends.
     pub const QUEUE_CONSUMERS: &str = "armada_queue_consumers";
 }
 

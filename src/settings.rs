@@ -114,6 +114,9 @@ pub enum SettingsError {
     Invalid { key: String, value: String, message: String },
     #[error("cannot read {}: {message}", path.display())]
     EnvFile { path: PathBuf, message: String },
+    /// A setting that is needed by what was asked for is not set, or names what is not built.
+    #[error("{key}: {message}")]
+    Unusable { key: String, message: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -206,6 +209,12 @@ pub struct Settings {
     pub ws_queue: usize,
     /// `ARMADA_WS_HEARTBEAT_SECS`: ping interval; a client silent for two intervals is dropped.
     pub ws_heartbeat: Duration,
+    /// `ARMADA_RUN_KEYS_TTL_SECS`: how long a finished run's agent messages and bundle stay in
+    /// the config store (agents still starting may need them; then they expire).
+    pub run_keys_ttl: Duration,
+    /// `ARMADA_WORK_DIR`: where in-process agents make their working directories
+    /// (`{work_dir}/{run_id}/agent-{i}`).
+    pub work_dir: PathBuf,
     pub backend_url: Option<String>,
     pub orchestrator_url: Option<String>,
     /// `ARMADA_FORWARD_TIMEOUT_SECS`: how long the frontend waits for a forwarded request's
@@ -287,6 +296,8 @@ impl Settings {
             max_upload_bytes: vars.parse("ARMADA_MAX_UPLOAD_BYTES", 64 * 1024 * 1024)?,
             ws_queue: vars.parse("ARMADA_WS_QUEUE", 1024)?.max(1),
             ws_heartbeat: Duration::from_secs(vars.parse("ARMADA_WS_HEARTBEAT_SECS", 20u64)?.max(1)),
+            run_keys_ttl: Duration::from_secs(vars.parse("ARMADA_RUN_KEYS_TTL_SECS", 3600u64)?.max(1)),
+            work_dir: PathBuf::from(vars.get("ARMADA_WORK_DIR").unwrap_or("./armada-work")),
             backend_url: vars.get("BACKEND_URL").map(trim_slash),
             orchestrator_url: vars.get("ORCHESTRATOR_URL").map(trim_slash),
             forward_timeout: seconds(&vars, "ARMADA_FORWARD_TIMEOUT_SECS", 60.0)?,
@@ -519,6 +530,8 @@ mod tests {
         assert_eq!(s.broker, BrokerSettings::InProcess);
         assert_eq!(s.launcher, LauncherSettings::InProcess);
         assert!(s.token.is_none());
+        assert_eq!(s.run_keys_ttl, Duration::from_secs(3600));
+        assert_eq!(s.work_dir, PathBuf::from("./armada-work"));
     }
 
     #[test]

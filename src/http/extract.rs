@@ -1,5 +1,5 @@
-//! JSON and query extractors whose rejections use the app's error shape (`{"detail"}`), so a bad body
-//! says what is wrong instead of axum's plain-text default.
+//! JSON, query and path-uuid extractors whose rejections use the app's error shape (`{"detail"}`), so a
+//! bad request says what is wrong instead of axum's plain-text default.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
@@ -65,5 +65,21 @@ where
             Ok(axum::extract::Query(value)) => Ok(Query(value)),
             Err(rejection) => Err(ApiError::unprocessable(format!("invalid query string: {}", rejection.body_text()))),
         }
+    }
+}
+
+/// The one uuid of a path like `/api/runs/{run_uuid}`; a malformed one is a 422 naming it.
+pub struct PathUuid(pub uuid::Uuid);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PathUuid {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(raw) = axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
+        uuid::Uuid::parse_str(&raw)
+            .map(PathUuid)
+            .map_err(|e| ApiError::unprocessable(format!("{raw:?} in the path is not a valid UUID: {e}")))
     }
 }

@@ -7,4 +7,4 @@ pub mod extract;
 pub mod paths;
 
 pub use error::ApiError;
-pub use extract::{Json, Query};
+pub use extract::{Json, PathUuid, Query};

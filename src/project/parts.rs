@@ -94,11 +94,27 @@ impl Project {
     /// single top folder stripped); each explicit part then replaces the archive's file of the
     /// same role. `python_code` that is empty or blank counts as not sent.
     pub fn from_parts(parts: ProjectParts, limits: ProjectLimits) -> Result<Project, ProjectError> {
+        Project::from_upload(parts, Vec::new(), limits)
+    }
+
+    /// [`Project::from_parts`] plus a browser folder upload: `files` are `(relative path,
+    /// bytes)` as [`Project::from_files`] takes them. They sit underneath the explicit parts
+    /// like the archive's files; the single top folder of the archive and files together is
+    /// stripped. An archive and files that share a path are refused as duplicates.
+    pub fn from_upload(
+        parts: ProjectParts,
+        files: Vec<(String, Bytes)>,
+        limits: ProjectLimits,
+    ) -> Result<Project, ProjectError> {
         let mut set = FileSet::new("the upload", limits);
+        let has_files = !files.is_empty();
         if let Some((name, bytes)) = sent(parts.project) {
             read_archive(&name, &bytes, &mut set)?;
-            set.strip_single_top_folder();
         }
+        for (path, bytes) in files {
+            set.add_bytes(&path, bytes, false, Duplicate::Refuse)?;
+        }
+        set.strip_single_top_folder();
         let explicit_tune = match sent(parts.configtune) {
             Some((filename, bytes)) => {
                 let kind = TuneKind::from_upload_name(&filename);
@@ -121,7 +137,12 @@ impl Project {
         if let Some(code) = parts.python_code.filter(|code| !code.trim().is_empty()) {
             set.set_python_code(code)?;
         }
-        set.into_project(explicit_tune, "send it as the configtemplate part, or inside the project archive".into())
+        let hint = if has_files {
+            "send it as the configtemplate part, or upload the project folder itself, the one that holds config/"
+        } else {
+            "send it as the configtemplate part, or inside the project archive"
+        };
+        set.into_project(explicit_tune, hint.into())
     }
 }
 

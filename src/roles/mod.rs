@@ -72,11 +72,12 @@ pub fn parse_roles(raw: &str) -> Result<Vec<Role>, UnknownRole> {
 
 pub mod backend;
 pub mod frontend;
+pub mod orchestrator;
 
 /// Whether a role's routes exist yet; a role that is not built is accepted and serves only
 /// `/health` and `/metrics`, and `/health` says so.
 pub fn is_built(role: Role) -> bool {
-    matches!(role, Role::Backend | Role::Frontend)
+    matches!(role, Role::Backend | Role::Frontend | Role::Orchestrator)
 }
 
 /// The routes a role mounts.
@@ -84,7 +85,8 @@ pub fn router(role: Role) -> axum::Router<crate::app::AppState> {
     match role {
         Role::Backend => backend::router(),
         Role::Frontend => frontend::router(),
-        Role::Orchestrator | Role::ProxyProvider | Role::FingerprintProvider => axum::Router::new(),
+        Role::Orchestrator => orchestrator::router(),
+        Role::ProxyProvider | Role::FingerprintProvider => axum::Router::new(),
     }
 }
 
@@ -92,6 +94,7 @@ pub fn router(role: Role) -> axum::Router<crate::app::AppState> {
 pub fn openapi(role: Role) -> Option<utoipa::openapi::OpenApi> {
     match role {
         Role::Backend => Some(backend::openapi()),
+        Role::Orchestrator => Some(orchestrator::openapi()),
         _ => None,
     }
 }

@@ -7,6 +7,7 @@ mod support;
 mod backend;
 mod clients;
 mod frontend;
+mod orchestrator;
 mod platform;
 mod worker;
 mod ws;

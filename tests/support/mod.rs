@@ -17,13 +17,24 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use armada::app::{self, AppState};
+use armada::agent::runtime::InProcessDeps;
+use armada::app::{self, AppState, Engines};
+use armada::infra::broker::Broker;
+use armada::infra::config_store::ConfigStore;
 use armada::infra::db::Store;
+use armada::infra::launcher::Launcher;
+use armada::infra::launcher::in_process::AgentEntry;
 use armada::roles::Role;
+use armada::roles::orchestrator::Orchestrator;
 use armada::settings::{Secret, Settings, Vars};
 use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+/// Real Redis and RabbitMQ servers, started once per test binary when installed (the engines'
+/// own helper: `redis_url()`, `rabbitmq_url()`, each `None` after a loud SKIPPED line).
+#[path = "../../src/infra/testing.rs"]
+pub mod servers;
 
 /// A running app; stops (and its temporary folder goes) when dropped.
 pub struct TestApp {
@@ -52,6 +63,7 @@ pub struct TestAppBuilder {
     ws_heartbeat: Option<Duration>,
     store: Option<Arc<dyn Store>>,
     vars: Vec<(String, String)>,
+    engines: Engines,
 }
 
 impl TestAppBuilder {
@@ -97,6 +109,31 @@ impl TestAppBuilder {
         self
     }
 
+    /// The orchestrator's config store instead of a fresh in-process one.
+    pub fn config_store(mut self, store: Arc<dyn ConfigStore>) -> Self {
+        self.engines.config_store = Some(store);
+        self
+    }
+
+    /// The orchestrator's broker instead of a fresh in-process one (e.g. one that fails).
+    pub fn broker(mut self, broker: Arc<dyn Broker>) -> Self {
+        self.engines.broker = Some(broker);
+        self
+    }
+
+    /// The orchestrator's launcher instead of in-process agents.
+    pub fn launcher(mut self, launcher: Arc<dyn Launcher>) -> Self {
+        self.engines.launcher = Some(launcher);
+        self
+    }
+
+    /// What in-process agents run instead of the real agent runtime (test agents), made from
+    /// the engines the app opened.
+    pub fn agent_entry(mut self, make: impl FnOnce(InProcessDeps) -> AgentEntry + Send + 'static) -> Self {
+        self.engines.agent_entry = Some(Box::new(make));
+        self
+    }
+
     /// Any variable `Settings` reads, as if set in the environment.
     pub fn var(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.vars.push((key.into(), value.into()));
@@ -127,10 +164,9 @@ impl TestAppBuilder {
         if let Some(interval) = self.ws_heartbeat {
             settings.ws_heartbeat = interval;
         }
-        let state = match self.store {
-            Some(store) => AppState::with_store(settings, store),
-            None => AppState::build(settings).await.expect("app state"),
-        };
+        let mut engines = self.engines;
+        engines.store = self.store;
+        let state = AppState::build_with(settings, engines).await.expect("app state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let addr = listener.local_addr().expect("local address");
         let (shutdown, stopped) = oneshot::channel::<()>();
@@ -195,6 +231,23 @@ impl TestApp {
 
     pub async fn delete(&self, path: &str) -> (reqwest::StatusCode, Value) {
         self.send(self.client.delete(self.url(path))).await
+    }
+
+    /// The orchestrator (its engines and active runs), when the role is served.
+    pub fn orchestrator(&self) -> &Arc<Orchestrator> {
+        self.state.orchestrator.as_ref().expect("the orchestrator role is served")
+    }
+
+    /// Sends the shutdown signal and waits for `serve` to return, as `armada serve` does on
+    /// SIGTERM (the orchestrator stops every agent).
+    pub async fn shut_down(&mut self) -> anyhow::Result<()> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(60), &mut self.server)
+            .await
+            .expect("serve returns after the shutdown signal")
+            .expect("server task")
     }
 
     /// `GET /metrics` as text.

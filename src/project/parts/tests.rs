@@ -142,3 +142,16 @@ fn set_files_parts_by_name_and_refuses_repeats() {
     assert_eq!(parts.python_code.as_deref(), Some("print(1)"));
     assert_eq!(parts.configtemplate.map(|(name, _)| name).as_deref(), Some("t.json"));
 }
+
+#[test]
+fn uploaded_files_sit_under_the_explicit_parts_and_lose_their_top_folder() {
+    let files = vec![
+        ("hello/config/config_template.json".to_string(), Bytes::from_static(b"{\"old\": true}")),
+        ("hello/config/data_job.csv".to_string(), Bytes::from_static(b"a\n1\n")),
+        ("hello/main.py".to_string(), Bytes::from_static(b"print(1)\n")),
+    ];
+    let parts = ProjectParts { configtemplate: part("template.json", TEMPLATE), ..ProjectParts::default() };
+    let project = must(Project::from_upload(parts, files, ProjectLimits::default()));
+    assert_eq!(project.files().map(|(path, _)| path).collect::<Vec<_>>(), [TEMPLATE_PATH, DATA_JOB_PATH, "main.py"]);
+    assert_eq!(project.template().bytes, TEMPLATE, "the explicit part wins over the folder's file");
+}

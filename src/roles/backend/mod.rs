@@ -16,12 +16,9 @@ pub mod runs;
 mod ws;
 
 use axum::Router;
-use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use axum::routing::{get, patch, post};
 use serde::{Deserialize, Deserializer, Serialize};
-use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::http::ApiError;
@@ -134,21 +131,7 @@ where
     }
 }
 
-/// The one uuid of a path like `/api/runs/{run_uuid}`; a malformed one is a 422 naming it.
-pub struct PathUuid(pub Uuid);
-
-impl<S: Send + Sync> FromRequestParts<S> for PathUuid {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::extract::Path(raw) = axum::extract::Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
-        Uuid::parse_str(&raw)
-            .map(PathUuid)
-            .map_err(|e| ApiError::unprocessable(format!("{raw:?} in the path is not a valid UUID: {e}")))
-    }
-}
+pub use crate::http::PathUuid;
 
 #[cfg(test)]
 mod tests {

@@ -78,7 +78,9 @@ pub async fn get(State(state): State<AppState>, PathUuid(run_uuid): PathUuid) ->
     }
 }
 
-/// Deletes the run with its jobs, events, logs and outputs; broadcasts `delete_run`.
+/// Deletes the run with its jobs, events, logs and outputs; broadcasts `delete_run`. A run the
+/// orchestrator is still dispatching or running is refused (409): cancel it first
+/// (`POST /bot/runs/{run_uuid}/cancel`), so no agent keeps working for a run that is gone.
 #[utoipa::path(
     delete,
     path = "/api/runs/{run_uuid}",
@@ -87,9 +89,17 @@ pub async fn get(State(state): State<AppState>, PathUuid(run_uuid): PathUuid) ->
     responses(
         (status = 200, body = OkBody),
         (status = 404, description = "No such run", body = crate::http::error::ErrorBody),
+        (status = 409, description = "The run is still dispatching or running", body = crate::http::error::ErrorBody),
     )
 )]
 pub async fn delete(State(state): State<AppState>, PathUuid(run_uuid): PathUuid) -> Result<Json<OkBody>, ApiError> {
+    if let Some(status) = state.store().get_run(run_uuid).await?.and_then(|run| run.run_status)
+        && !status.is_final()
+    {
+        return Err(ApiError::conflict(format!(
+            "run {run_uuid} is {status}; cancel it first (POST /bot/runs/{run_uuid}/cancel), then delete it"
+        )));
+    }
     if state.records.delete_run(run_uuid).await? {
         Ok(Json(OkBody::YES))
     } else {

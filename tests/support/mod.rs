@@ -13,6 +13,8 @@
 //! cleans them up.
 #![allow(dead_code)]
 
+pub mod agents;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,0 +1,160 @@
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::*;
+use crate::infra::db::{NewEvent, NewLogChunk};
+use crate::model::Timestamp;
+
+/// A backend that can be switched off, refuses events whose content is "refuse", and keeps
+/// what it stored in order.
+#[derive(Default)]
+struct FlakyBackend {
+    down: AtomicBool,
+    stored: Mutex<Vec<Mutation>>,
+}
+
+impl FlakyBackend {
+    fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    fn stored(&self) -> Vec<Mutation> {
+        self.stored.lock().unwrap().clone()
+    }
+}
+
+fn unavailable() -> BackendError {
+    BackendError::Unavailable("switched off".into())
+}
+
+#[async_trait]
+impl BackendClient for FlakyBackend {
+    fn describe(&self) -> String {
+        "flaky".into()
+    }
+    async fn check_connectivity(&self) -> Result<(), BackendError> {
+        Ok(())
+    }
+    async fn apply(&self, batch: Vec<Mutation>) -> Result<Vec<ItemOutcome>, BackendError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(unavailable());
+        }
+        let mut stored = self.stored.lock().unwrap();
+        Ok(batch
+            .into_iter()
+            .map(|mutation| match &mutation {
+                Mutation::CreateEvent(event) if event.event_content == "refuse" => {
+                    Err(BackendError::Rejected { status: 404, detail: "job not found".into() })
+                }
+                _ => {
+                    stored.push(mutation);
+                    Ok(true)
+                }
+            })
+            .collect())
+    }
+    async fn get_run(&self, _: Uuid) -> Result<Option<Run>, BackendError> {
+        Err(unavailable())
+    }
+    async fn get_job(&self, _: Uuid) -> Result<Option<Job>, BackendError> {
+        Err(unavailable())
+    }
+    async fn run_summary(&self, _: Uuid) -> Result<Option<RunSummary>, BackendError> {
+        Err(unavailable())
+    }
+    async fn close_jobs(&self, _: Uuid, _: &str, _: &str) -> Result<u64, BackendError> {
+        Err(unavailable())
+    }
+    async fn delete_run(&self, _: Uuid) -> Result<bool, BackendError> {
+        Err(unavailable())
+    }
+    async fn live(&self) -> Result<LiveStream, BackendError> {
+        Err(unavailable())
+    }
+}
+
+fn event(content: &str) -> Mutation {
+    Mutation::CreateEvent(NewEvent {
+        event_uuid: Uuid::new_v4(),
+        event_content: content.into(),
+        job_uuid: Uuid::nil(),
+        event_datetime: Timestamp::now(),
+        event_status: "Running".into(),
+    })
+}
+
+fn log(text: &str) -> Mutation {
+    Mutation::AppendLog(NewLogChunk { chunk_uuid: Uuid::new_v4(), job_uuid: Uuid::nil(), text: text.into() })
+}
+
+const FLUSH: Duration = Duration::from_secs(20);
+
+#[tokio::test]
+async fn batches_go_straight_through_while_the_backend_is_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let inner = Arc::new(FlakyBackend::default());
+    let spool = SpoolingBackend::new(inner.clone(), dir.path().join("spool.jsonl")).unwrap();
+    let outcomes = spool.apply(vec![event("a"), event("refuse")]).await.unwrap();
+    assert!(matches!(outcomes.as_slice(), [Ok(true), Err(BackendError::Rejected { status: 404, .. })]));
+    assert_eq!(inner.stored().len(), 1);
+    assert!(!spool.path().exists(), "nothing spooled, no file");
+}
+
+#[tokio::test]
+async fn an_outage_spools_in_order_and_the_spool_is_replayed_once_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let inner = Arc::new(FlakyBackend::default());
+    let spool = SpoolingBackend::new(inner.clone(), dir.path().join(".armada/spool.jsonl")).unwrap();
+    let before = event("before");
+    spool.apply(vec![before.clone()]).await.unwrap();
+
+    inner.set_down(true);
+    let during = vec![event("one"), log("line\n"), event("refuse"), event("two")];
+    let outcomes = spool.apply(during.clone()).await.unwrap();
+    assert_eq!(outcomes, vec![Ok(true); 4], "spooled counts as stored");
+    assert_eq!(spool.pending(), 4);
+    let lines = std::fs::read_to_string(spool.path()).unwrap();
+    assert_eq!(lines.lines().count(), 4, "{lines}");
+    assert!(lines.lines().all(|l| serde_json::from_str::<RecordOp>(l).is_ok()));
+
+    // Back up, with the spool not replayed yet: a new batch must queue behind it.
+    inner.set_down(false);
+    let after = event("after");
+    spool.apply(vec![after.clone()]).await.unwrap();
+    spool.flush(FLUSH).await.unwrap();
+
+    let mut expected = vec![before, during[0].clone(), during[1].clone(), during[3].clone(), after];
+    let stored = inner.stored();
+    assert_eq!(stored, std::mem::take(&mut expected), "in order, each once, the refused one dropped");
+    assert_eq!(std::fs::metadata(spool.path()).unwrap().len(), 0, "the replayed spool is emptied");
+    spool.apply(vec![event("direct")]).await.unwrap();
+    assert_eq!(inner.stored().len(), 6, "direct again once drained");
+}
+
+#[tokio::test]
+async fn flush_gives_up_after_its_limit_and_says_where_the_records_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let inner = Arc::new(FlakyBackend::default());
+    inner.set_down(true);
+    let spool = SpoolingBackend::new(inner.clone(), dir.path().join("spool.jsonl")).unwrap();
+    spool.apply(vec![event("x"), event("y")]).await.unwrap();
+    let left = spool.flush(Duration::from_millis(300)).await.unwrap_err();
+    assert_eq!(left, SpoolLeft { path: dir.path().join("spool.jsonl"), records: 2 });
+    assert!(left.to_string().contains("spool.jsonl"), "{left}");
+}
+
+#[tokio::test]
+async fn a_spool_left_on_disk_is_adopted_from_its_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spool.jsonl");
+    let (done, todo) = (event("already replayed"), event("still pending"));
+    let first = serde_json::to_string(&RecordOp::from(done)).unwrap() + "\n";
+    let second = serde_json::to_string(&RecordOp::from(todo.clone())).unwrap() + "\n";
+    std::fs::write(&path, format!("{first}{second}")).unwrap();
+    std::fs::write(offset_path(&path), first.len().to_string()).unwrap();
+
+    let inner = Arc::new(FlakyBackend::default());
+    let spool = SpoolingBackend::new(inner.clone(), &path).unwrap();
+    spool.flush(FLUSH).await.unwrap();
+    assert_eq!(inner.stored(), vec![todo]);
+    assert!(!offset_path(&path).exists());
+}

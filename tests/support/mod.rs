@@ -14,6 +14,7 @@
 #![allow(dead_code)]
 
 pub mod agents;
+pub mod proxy;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -146,7 +146,9 @@ fn success_transitions(live: &LiveMessages, job: Uuid) -> usize {
         .filter(|j| j["job_uuid"] == job.to_string())
         .map(|j| j["job_status"].as_str().unwrap_or_default().to_string())
         .collect();
-    (0..statuses.len()).filter(|&i| statuses[i] == status::SUCCESS && (i == 0 || statuses[i - 1] != status::SUCCESS)).count()
+    (0..statuses.len())
+        .filter(|&i| statuses[i] == status::SUCCESS && (i == 0 || statuses[i - 1] != status::SUCCESS))
+        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,6 +11,7 @@
 //! - [`stage`]: a run set up the way the orchestrator does it (workbench, tests, bench).
 //! - [`worker`]: the worker process and its protocol.
 
+pub mod bench;
 mod calls;
 mod jobs;
 mod logs;

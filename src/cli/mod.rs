@@ -2,6 +2,7 @@
 //! 2 for configuration errors (bad flag, bad variable, bad file), 1 for everything else.
 
 mod agent;
+mod bench;
 mod migrate;
 mod serve;
 mod workbench;
@@ -45,6 +46,8 @@ enum Command {
     /// Run one agent locally over a project folder, printing every event and the worker's
     /// prints live; no Redis, RabbitMQ or cluster needed.
     Workbench(workbench::WorkbenchArgs),
+    /// Measure: `armada bench e2e` runs no-op jobs through real agents.
+    Bench(bench::BenchArgs),
 }
 
 /// Errors that mean "fix your configuration", exit code 2.
@@ -76,6 +79,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate(args) => migrate::run(args, cli.log_format).await,
         Command::Agent(args) => agent::run(args, cli.log_format).await,
         Command::Workbench(args) => workbench::run(args, cli.log_format).await,
+        Command::Bench(args) => bench::run(args, cli.log_format).await,
     }
 }
 

@@ -14,11 +14,11 @@ use super::calls::AgentCalls;
 use super::jobs::JobLoop;
 use super::logs::JobLogs;
 use super::observer::{AgentObserver, Unobserved};
-use super::prepare::{fetch_agent_message, prepare, split_message};
+use super::prepare::{Prepared, fetch_agent_message, prepare, split_message};
 use super::spool::SpoolingBackend;
 use super::worker::{Worker, WorkerError};
 use crate::clients::BackendClient;
-use crate::infra::broker::{Broker, job_queue_name};
+use crate::infra::broker::{Broker, BrokerError, job_queue_name};
 use crate::infra::config_store::ConfigStore;
 use crate::infra::launcher::in_process::{AgentEntry, agent_entry};
 use crate::model::agent_name;
@@ -241,46 +241,7 @@ pub async fn run_agent(
         spool_left: None,
     };
 
-    observer.note("starting the worker");
-    let sink = logs.sink();
-    let worker = Worker::start(prepared.spec.clone(), sink.clone(), &calls).await?;
-    report.worker_starts = 1;
-    observer.note(&format!("worker ready: {}", worker.name()));
-
-    let queue = job_queue_name(run_id);
-    let outcome = match deps.broker.consume(&queue, 1).await {
-        Ok(consumer) => {
-            let mut jobs = JobLoop {
-                backend: backend.clone(),
-                calls: &calls,
-                logs: &logs,
-                sink,
-                observer: observer.clone(),
-                spec: &prepared.spec,
-                config: &prepared.config,
-                options: &deps.options,
-                agent: agent_name(pod_index),
-                run_id,
-                worker: Some(worker),
-                report: &mut report,
-            };
-            let end = jobs.run(consumer, &cancel).await;
-            let worker = jobs.worker.take();
-            drop(jobs);
-            stop_worker(worker, &deps.options, &calls).await;
-            end
-        }
-        Err(crate::infra::broker::BrokerError::NotFound(_)) => {
-            // The run ended (or was cancelled) before this agent got to its queue.
-            stop_worker(Some(worker), &deps.options, &calls).await;
-            Ok(AgentEnd::QueueEnded)
-        }
-        Err(error) => {
-            stop_worker(Some(worker), &deps.options, &calls).await;
-            Err(AgentError::Broker(error.to_string()))
-        }
-    };
-
+    let outcome = work(&deps, &prepared, &calls, &logs, observer.clone(), &cancel, &mut report).await;
     logs.close().await;
     if let Err(left) = spool.flush(deps.options.spool_flush_wait).await {
         tracing::error!(%left, "the backend stayed unreachable");
@@ -293,6 +254,54 @@ pub async fn run_agent(
         end = ?report.end, "agent done"
     );
     Ok(report)
+}
+
+/// Starts the worker, takes jobs until the queue ends or `cancel` fires, stops the worker.
+async fn work(
+    deps: &AgentDeps,
+    prepared: &Prepared,
+    calls: &AgentCalls,
+    logs: &JobLogs,
+    observer: Arc<dyn AgentObserver>,
+    cancel: &CancellationToken,
+    report: &mut AgentReport,
+) -> Result<AgentEnd, AgentError> {
+    observer.note("starting the worker");
+    let sink = logs.sink();
+    let worker = Worker::start(prepared.spec.clone(), sink.clone(), calls).await?;
+    report.worker_starts = 1;
+    observer.note(&format!("worker ready: {}", worker.name()));
+
+    let consumer = match deps.broker.consume(&job_queue_name(report.run_id), 1).await {
+        Ok(consumer) => consumer,
+        Err(error) => {
+            stop_worker(Some(worker), &deps.options, calls).await;
+            // NotFound: the run ended (or was cancelled) before this agent got to its queue.
+            return match error {
+                BrokerError::NotFound(_) => Ok(AgentEnd::QueueEnded),
+                other => Err(AgentError::Broker(other.to_string())),
+            };
+        }
+    };
+    let mut jobs = JobLoop {
+        backend: calls.backend.clone(),
+        calls,
+        logs,
+        sink,
+        observer,
+        spec: &prepared.spec,
+        config: &prepared.config,
+        options: &deps.options,
+        agent: calls.agent.clone(),
+        run_id: report.run_id,
+        worker: Some(worker),
+        report,
+    };
+    let end = jobs.run(consumer, cancel).await;
+    let worker = jobs.worker.take();
+    drop(jobs);
+    stop_worker(worker, &deps.options, calls).await;
+    end
 }
 
 async fn stop_worker(worker: Option<Worker>, options: &AgentOptions, calls: &AgentCalls) {

@@ -82,50 +82,8 @@ mod tests {
     use crate::agent::worker::protocol::CallStatus;
 
     fn calls() -> AgentCalls {
-        // Only `mutations` is exercised: the backend is never called.
-        struct Never;
-        #[async_trait::async_trait]
-        impl BackendClient for Never {
-            fn describe(&self) -> String {
-                String::new()
-            }
-            async fn check_connectivity(&self) -> Result<(), crate::clients::BackendError> {
-                unreachable!()
-            }
-            async fn apply(
-                &self,
-                _: Vec<Mutation>,
-            ) -> Result<Vec<crate::clients::backend::ItemOutcome>, crate::clients::BackendError> {
-                unreachable!()
-            }
-            async fn get_run(&self, _: Uuid) -> Result<Option<crate::model::Run>, crate::clients::BackendError> {
-                unreachable!()
-            }
-            async fn get_job(&self, _: Uuid) -> Result<Option<crate::model::Job>, crate::clients::BackendError> {
-                unreachable!()
-            }
-            async fn run_summary(
-                &self,
-                _: Uuid,
-            ) -> Result<Option<crate::model::RunSummary>, crate::clients::BackendError> {
-                unreachable!()
-            }
-            async fn close_jobs(&self, _: Uuid, _: &str, _: &str) -> Result<u64, crate::clients::BackendError> {
-                unreachable!()
-            }
-            async fn delete_run(&self, _: Uuid) -> Result<bool, crate::clients::BackendError> {
-                unreachable!()
-            }
-            async fn live(&self) -> Result<crate::clients::LiveStream, crate::clients::BackendError> {
-                unreachable!()
-            }
-        }
-        AgentCalls {
-            backend: Arc::new(Never),
-            run_id: Uuid::nil(),
-            agent: "agent-2".into(),
-            observer: Arc::new(Unobserved),
-        }
+        let backend = Arc::new(crate::agent::test_support::FlakyBackend::default());
+        AgentCalls { backend, run_id: Uuid::nil(), agent: "agent-2".into(), observer: Arc::new(Unobserved) }
     }
 
     #[test]

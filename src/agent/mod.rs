@@ -20,6 +20,8 @@ pub mod prepare;
 pub mod runtime;
 pub mod spool;
 pub mod stage;
+#[cfg(test)]
+mod test_support;
 pub mod worker;
 
 pub use observer::AgentObserver;

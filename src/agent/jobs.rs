@@ -90,8 +90,10 @@ impl JobLoop<'_> {
             }
         };
 
-        // Only a redelivery can be a job that already has an outcome (its ack was lost). An
-        // unreadable backend counts as "not final": the job runs.
+        // Only a redelivery can be a job that already has an outcome (its ack was lost): the
+        // orchestrator publishes each job once. Reading every job first would cost a backend
+        // round trip per job (measured: 1 agent fell from ~3,000 to ~1,000 no-op jobs/s).
+        // An unreadable backend counts as "not final": the job runs.
         let previous = if delivery.redelivered {
             match self.backend.get_job(job_uuid).await {
                 Ok(job) => job,

@@ -202,3 +202,77 @@ async fn an_agent_killed_mid_job_loses_nothing_and_another_agent_succeeds_once()
     let agents = harness.agents(staged.run_id).await;
     assert_eq!(agents[index].detail.as_deref(), Some("killed"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_job_that_has_an_outcome_and_a_message_that_is_not_a_job_are_acked_and_skipped() {
+    use armada::infra::broker::job_queue_name;
+    use armada::infra::db::{JobUpdate, Mutation};
+    use armada::infra::launcher::{LaunchSpec, Launcher};
+    use armada::model::Timestamp;
+
+    let harness = AgentHarness::new().await;
+    let project = Behaviours::new(&["ok", "ok", "ok"], 1, json!({}));
+    let staged = harness.stage(project.dir()).await;
+    let queue = job_queue_name(staged.run_id);
+
+    // An agent finished the first job and recorded it, but its ack was lost.
+    let mut consumer = harness.broker.consume(&queue, 1).await.unwrap();
+    let delivery = consumer.next().await.unwrap().unwrap();
+    let (done, _) = &staged.jobs[0];
+    assert!(String::from_utf8_lossy(&delivery.body).contains(&done.to_string()));
+    let outcome = Mutation::UpdateJob(JobUpdate {
+        job_uuid: *done,
+        job_status: Some(status::SUCCESS.into()),
+        job_associated_agent: Some("agent-9".into()),
+        job_attempts: Some(1),
+        job_detail: None,
+        job_finished: Some(Timestamp::now()),
+    });
+    assert_eq!(harness.backend.apply(vec![outcome]).await.unwrap(), vec![Ok(true)]);
+    drop(delivery);
+    drop(consumer);
+    harness.broker.publish(&queue, &[bytes::Bytes::from_static(b"{not a job")]).await.unwrap();
+
+    harness.launcher.launch(&LaunchSpec::new(staged.run_id, 1)).await.unwrap();
+    let drained = eventually(RUN_LIMIT, async || {
+        let stats = harness.broker.stats(&queue).await.unwrap();
+        stats.ready == 0 && stats.unacked == Some(0)
+    })
+    .await;
+    assert!(drained, "every delivery was acknowledged: {:?}", harness.broker.stats(&queue).await);
+    let summary = harness.finish(&staged).await;
+    harness.assert_agents_succeeded(staged.run_id).await;
+
+    assert_eq!(summary.count(status::SUCCESS), 3, "{:?}", summary.counts);
+    let skipped = harness.job(*done).await;
+    assert_eq!((skipped.job_associated_agent.as_str(), skipped.job_attempts), ("agent-9", Some(1)), "not run again");
+    assert!(harness.events(*done).await.is_empty(), "no event: the job did not run again");
+    for (job, _) in &staged.jobs[1..] {
+        assert_eq!(harness.job(*job).await.job_associated_agent, "agent-0");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_stopped_mid_job_hands_the_job_back_after_its_grace() {
+    use armada::infra::broker::job_queue_name;
+    use armada::infra::launcher::{AgentPhase, Launcher};
+
+    let harness = AgentHarness::new().await;
+    let project = Behaviours::new(&["block_once", "ok"], 1, json!({}));
+    let staged = harness.start(project.dir()).await;
+    let job = job_of_mode(&staged, "block_once");
+    let worker_pid = project.blocked_worker(job).await;
+
+    let started = std::time::Instant::now();
+    harness.launcher.stop(staged.run_id).await.unwrap();
+    let agent = harness.agents(staged.run_id).await.remove(0);
+    assert_eq!(agent.phase, AgentPhase::Stopped, "{:?}", agent.detail);
+    assert_eq!(agent.detail, None, "it returned by itself, within the launcher's grace");
+    assert!(started.elapsed() >= Duration::from_secs(9), "the job had its 10 s grace first");
+
+    let stats = harness.broker.stats(&job_queue_name(staged.run_id)).await.unwrap();
+    assert_eq!((stats.ready, stats.unacked), (2, Some(0)), "the job went back to the queue, the other never left");
+    assert_eq!(harness.job(job).await.job_status, status::RUNNING, "no outcome was made up");
+    let gone = eventually(Duration::from_secs(20), async || !crate::worker::running(worker_pid)).await;
+    assert!(gone, "the worker {worker_pid} was stopped");
+}

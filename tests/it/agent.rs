@@ -5,6 +5,7 @@ mod cli;
 mod failures;
 mod hello;
 mod outage;
+mod process;
 mod requirements;
 
 use std::sync::{Arc, Mutex};

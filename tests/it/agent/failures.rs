@@ -276,3 +276,23 @@ async fn an_agent_stopped_mid_job_hands_the_job_back_after_its_grace() {
     let gone = eventually(Duration::from_secs(20), async || !crate::worker::running(worker_pid)).await;
     assert!(gone, "the worker {worker_pid} was stopped");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_fails_its_init_fails_the_agent_with_the_reason() {
+    use armada::infra::launcher::AgentPhase;
+
+    let harness = AgentHarness::new().await;
+    let project = Behaviours::new(&["ok"], 1, json!({}));
+    let broken =
+        "class AgentContext:\n    async def __aenter__(self):\n        raise RuntimeError('no browser here')\n";
+    std::fs::write(project.dir().join("ctx_agent_context.py"), broken).unwrap();
+    let staged = harness.start(project.dir()).await;
+    let ended = eventually(RUN_LIMIT, async || harness.agents(staged.run_id).await[0].phase.is_final()).await;
+    assert!(ended, "the agent did not end");
+
+    let agent = harness.agents(staged.run_id).await.remove(0);
+    assert_eq!(agent.phase, AgentPhase::Failed);
+    let detail = agent.detail.unwrap_or_default();
+    assert_eq!(detail, "the worker could not be started: worker init failed: RuntimeError: no browser here");
+    assert_eq!(harness.summary(staged.run_id).await.count(status::QUEUED), 1, "the job is left for other agents");
+}

@@ -14,8 +14,14 @@ use crate::settings::LogFormat;
 
 /// Installs the log subscriber once; later calls (tests) are no-ops.
 pub fn init_logging(format: LogFormat) {
+    init_logging_at(format, "info");
+}
+
+/// [`init_logging`] with another default level when `RUST_LOG` is not set (`armada workbench`
+/// prints its own lines and wants only warnings from the logs).
+pub fn init_logging_at(format: LogFormat, default_level: &str) {
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,lapin=warn,fred=warn,kube=warn"));
+        .unwrap_or_else(|_| EnvFilter::new(format!("{default_level},sqlx=warn,lapin=warn,fred=warn,kube=warn")));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

@@ -2,6 +2,30 @@
 //!
 //! Architecture invariant: the agent imports no role; it reaches the backend through
 //! `clients::BackendClient` and the engines through their traits.
+//!
+//! - [`runtime`]: [`run_agent`], the one code path of every agent, and the in-process entry.
+//! - [`prepare`]: message, run config, working directory, bundle, helper, virtualenv.
+//! - `jobs`: the job loop (deliveries, retries, outcomes, acks).
+//! - `calls`: the worker's calls as records; `logs`: its prints as job logs.
+//! - [`spool`]: the backend client that keeps records through an outage.
+//! - [`stage`]: a run set up the way the orchestrator does it (workbench, tests, bench).
+//! - [`worker`]: the worker process and its protocol.
 
+pub mod bench;
+mod calls;
+mod jobs;
+mod logs;
+pub mod observer;
+pub mod prepare;
 pub mod runtime;
+pub mod spool;
+pub mod stage;
+#[cfg(test)]
+mod test_support;
 pub mod worker;
+
+pub use observer::AgentObserver;
+pub use runtime::{
+    AgentDeps, AgentEnd, AgentError, AgentOptions, AgentReport, InProcessDeps, in_process_entry, run_agent, worker_env,
+};
+pub use spool::SpoolingBackend;

@@ -1,13 +1,29 @@
 //! Running one agent: from its assignment (run id, pod index) to a drained queue.
+//!
+//! [`run_agent`] is the one code path of every agent: in-process agents of the server
+//! ([`in_process_entry`]), `armada agent` processes and `armada workbench`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::calls::AgentCalls;
+use super::jobs::JobLoop;
+use super::logs::JobLogs;
+use super::observer::{AgentObserver, Unobserved};
+use super::prepare::{Prepared, fetch_agent_message, prepare, split_message};
+use super::spool::SpoolingBackend;
+use super::worker::{Worker, WorkerError};
 use crate::clients::BackendClient;
-use crate::infra::broker::Broker;
+use crate::infra::broker::{Broker, BrokerError, job_queue_name};
 use crate::infra::config_store::ConfigStore;
 use crate::infra::launcher::in_process::{AgentEntry, agent_entry};
-use crate::settings::Settings;
+use crate::model::agent_name;
+use crate::project::ProjectLimits;
+use crate::settings::{DatabaseSettings, Settings};
 
 /// What an agent running inside the server process shares with it.
 #[derive(Clone)]
@@ -22,13 +38,277 @@ pub struct InProcessDeps {
 
 /// The entry point the in-process launcher calls once per agent.
 pub fn in_process_entry(deps: InProcessDeps) -> AgentEntry {
+    let agent_deps = AgentDeps {
+        config_store: deps.config_store,
+        broker: deps.broker,
+        backend: deps.backend,
+        work_root: deps.work_root,
+        worker_env: worker_env(&deps.settings),
+        requirements_txt: None,
+        options: AgentOptions::default(),
+    };
     agent_entry(move |assignment| {
-        let _deps = deps.clone();
+        let deps = agent_deps.clone();
         async move {
-            Err(format!(
-                "agent {} of run {}: the agent runtime is not built yet",
-                assignment.pod_index, assignment.run_id
-            ))
+            run_agent(deps, assignment.run_id, assignment.pod_index, assignment.cancel, None)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
         }
     })
+}
+
+/// Everything an agent needs from outside.
+#[derive(Clone)]
+pub struct AgentDeps {
+    pub config_store: Arc<dyn ConfigStore>,
+    pub broker: Arc<dyn Broker>,
+    /// Records go here, through the agent's spool (see [`SpoolingBackend`]).
+    pub backend: Arc<dyn BackendClient>,
+    /// Working directories are created under it: `{work_root}/{run_id}/agent-{i}`.
+    pub work_root: PathBuf,
+    /// Variables for the worker on top of the basics: `BACKEND_URL`, `PROXY_PROVIDER_URL`,
+    /// `FINGERPRINT_PROVIDER_URL`, `SQL_SERVER_*`, `ARMADA_SQLITE_PATH` (see [`worker_env`]).
+    pub worker_env: Vec<(String, String)>,
+    /// `REQUIREMENTS_TXT`: installed when the project has no `requirements.txt` of its own.
+    pub requirements_txt: Option<String>,
+    pub options: AgentOptions,
+}
+
+/// Timings and caps; the defaults suit production.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    /// How long to wait for the agent message to appear in the config store.
+    pub message_wait: Duration,
+    /// How long the worker may take to connect, and to initialise.
+    pub connect_timeout: Duration,
+    pub init_timeout: Duration,
+    /// After the stop signal, how long the current job may go on before it is handed back.
+    pub stop_grace: Duration,
+    /// How long the worker has to exit after `shutdown`.
+    pub shutdown_grace: Duration,
+    /// How long to wait, before leaving, for spooled records to reach the backend.
+    pub spool_flush_wait: Duration,
+    pub limits: ProjectLimits,
+}
+
+impl Default for AgentOptions {
+    fn default() -> Self {
+        Self {
+            message_wait: Duration::from_secs(30),
+            connect_timeout: super::worker::WorkerSpec::DEFAULT_CONNECT_TIMEOUT,
+            init_timeout: super::worker::WorkerSpec::DEFAULT_INIT_TIMEOUT,
+            stop_grace: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(10),
+            spool_flush_wait: Duration::from_secs(60),
+            limits: ProjectLimits::default(),
+        }
+    }
+}
+
+/// The variables a worker gets from the agent's settings, where set: `BACKEND_URL`,
+/// `PROXY_PROVIDER_URL`, `FINGERPRINT_PROVIDER_URL`, `SQL_SERVER_*`, and `ARMADA_SQLITE_PATH`
+/// (absolute) when the database is SQLite.
+pub fn worker_env(settings: &Settings) -> Vec<(String, String)> {
+    let mut env = Vec::new();
+    let backend_url = settings.backend_url.clone().or_else(|| {
+        settings.runs(crate::roles::Role::Backend).then(|| {
+            let mut addr = settings.listen;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            format!("http://{addr}")
+        })
+    });
+    for (name, value) in [
+        ("BACKEND_URL", backend_url),
+        ("PROXY_PROVIDER_URL", settings.proxy_provider_url.clone()),
+        ("FINGERPRINT_PROVIDER_URL", settings.fingerprint_provider_url.clone()),
+    ] {
+        if let Some(value) = value {
+            env.push((name.to_string(), value));
+        }
+    }
+    for name in ["SQL_SERVER_NAME", "SQL_SERVER_DB", "SQL_SERVER_USER", "SQL_SERVER_PASSWORD", "SQL_SERVER_PORT"] {
+        if let Some(value) = settings.vars.get(name) {
+            env.push((name.to_string(), value.to_string()));
+        }
+    }
+    if let DatabaseSettings::Sqlite { path } = &settings.database {
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+        env.push(("ARMADA_SQLITE_PATH".into(), absolute.display().to_string()));
+    }
+    env
+}
+
+/// Why an agent stopped taking jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentEnd {
+    /// The queue ended: the run completed (the orchestrator deleted the queue) or was cancelled.
+    QueueEnded,
+    /// The agent was told to stop.
+    Stopped,
+}
+
+/// What one agent did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentReport {
+    pub run_id: Uuid,
+    pub pod_index: usize,
+    pub workdir: PathBuf,
+    pub end: AgentEnd,
+    pub succeeded: u64,
+    pub failed: u64,
+    /// Redeliveries of jobs that already had an outcome (their ack was lost): acked, not run.
+    pub skipped: u64,
+    /// Deliveries that were not job messages: logged and acked.
+    pub malformed: u64,
+    /// Jobs handed back to the queue when the agent was stopped mid-job.
+    pub handed_back: u64,
+    /// Times a worker was started (1 + restarts after crashes and timeouts).
+    pub worker_starts: u64,
+    /// Set when records are still in the spool file (the backend stayed down).
+    pub spool_left: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(
+        "no agent message under key {key} in {store} after waiting {waited:?}: the run does not exist, has no agent \
+         with this index, or its keys expired"
+    )]
+    MessageMissing { key: String, store: String, waited: Duration },
+    #[error("config store: {0}")]
+    ConfigStore(String),
+    #[error("run config: {0}")]
+    Config(String),
+    #[error("project bundle: {0}")]
+    Bundle(String),
+    #[error("{what}: {source}")]
+    Io { what: String, source: std::io::Error },
+    #[error("installing requirements failed: {step} {status}{}", pip_tail(tail))]
+    Requirements { step: &'static str, status: String, tail: Vec<String> },
+    #[error("the worker could not be started: {0}")]
+    Worker(#[from] WorkerError),
+    #[error("broker: {0}")]
+    Broker(String),
+    #[error("records: {0}")]
+    Records(String),
+}
+
+fn pip_tail(tail: &[String]) -> String {
+    if tail.is_empty() { String::new() } else { format!("; last output:\n  {}", tail.join("\n  ")) }
+}
+
+/// Runs one agent of a run until its queue ends or `cancel` fires: fetch the agent message,
+/// prepare the working directory, start the worker once, take jobs one at a time, record
+/// every outcome before acknowledging it, shut the worker down, flush the spool.
+pub async fn run_agent(
+    deps: AgentDeps,
+    run_id: Uuid,
+    pod_index: usize,
+    cancel: CancellationToken,
+    observer: Option<Arc<dyn AgentObserver>>,
+) -> Result<AgentReport, AgentError> {
+    let observer: Arc<dyn AgentObserver> = observer.unwrap_or_else(|| Arc::new(Unobserved));
+    let message = fetch_agent_message(&deps, run_id, pod_index).await?;
+    let (worker_message, config) = split_message(message)?;
+    observer.note("preparing the working directory");
+    let prepared = prepare(&deps, run_id, pod_index, worker_message, config).await?;
+    tracing::info!(%run_id, pod_index, workdir = %prepared.workdir.display(), "agent prepared");
+
+    let spool_path = prepared.workdir.join(".armada/spool.jsonl");
+    let spool = Arc::new(SpoolingBackend::new(deps.backend.clone(), &spool_path).map_err(|source| AgentError::Io {
+        what: format!("cannot open the spool {}", spool_path.display()),
+        source,
+    })?);
+    let backend: Arc<dyn BackendClient> = spool.clone();
+    let logs = JobLogs::start(backend.clone(), observer.clone());
+    let calls =
+        AgentCalls { backend: backend.clone(), run_id, agent: agent_name(pod_index), observer: observer.clone() };
+
+    let mut report = AgentReport {
+        run_id,
+        pod_index,
+        workdir: prepared.workdir.clone(),
+        end: AgentEnd::QueueEnded,
+        succeeded: 0,
+        failed: 0,
+        skipped: 0,
+        malformed: 0,
+        handed_back: 0,
+        worker_starts: 0,
+        spool_left: None,
+    };
+
+    let outcome = work(&deps, &prepared, &calls, &logs, observer.clone(), &cancel, &mut report).await;
+    logs.close().await;
+    if let Err(left) = spool.flush(deps.options.spool_flush_wait).await {
+        tracing::error!(%left, "the backend stayed unreachable");
+        observer.note(&left.to_string());
+        report.spool_left = Some(left.path);
+    }
+    report.end = outcome?;
+    tracing::info!(
+        %run_id, pod_index, succeeded = report.succeeded, failed = report.failed, skipped = report.skipped,
+        end = ?report.end, "agent done"
+    );
+    Ok(report)
+}
+
+/// Starts the worker, takes jobs until the queue ends or `cancel` fires, stops the worker.
+async fn work(
+    deps: &AgentDeps,
+    prepared: &Prepared,
+    calls: &AgentCalls,
+    logs: &JobLogs,
+    observer: Arc<dyn AgentObserver>,
+    cancel: &CancellationToken,
+    report: &mut AgentReport,
+) -> Result<AgentEnd, AgentError> {
+    observer.note("starting the worker");
+    let sink = logs.sink();
+    let worker = Worker::start(prepared.spec.clone(), sink.clone(), calls).await?;
+    report.worker_starts = 1;
+    observer.note(&format!("worker ready: {}", worker.name()));
+
+    let consumer = match deps.broker.consume(&job_queue_name(report.run_id), 1).await {
+        Ok(consumer) => consumer,
+        Err(error) => {
+            stop_worker(Some(worker), &deps.options, calls).await;
+            // NotFound: the run ended (or was cancelled) before this agent got to its queue.
+            return match error {
+                BrokerError::NotFound(_) => Ok(AgentEnd::QueueEnded),
+                other => Err(AgentError::Broker(other.to_string())),
+            };
+        }
+    };
+    let mut jobs = JobLoop {
+        backend: calls.backend.clone(),
+        calls,
+        logs,
+        sink,
+        observer,
+        spec: &prepared.spec,
+        config: &prepared.config,
+        options: &deps.options,
+        agent: calls.agent.clone(),
+        run_id: report.run_id,
+        worker: Some(worker),
+        report,
+    };
+    let end = jobs.run(consumer, cancel).await;
+    let worker = jobs.worker.take();
+    drop(jobs);
+    stop_worker(worker, &deps.options, calls).await;
+    end
+}
+
+async fn stop_worker(worker: Option<Worker>, options: &AgentOptions, calls: &AgentCalls) {
+    let Some(worker) = worker else { return };
+    match worker.shutdown(options.shutdown_grace, calls).await {
+        Ok(status) if status.success() => tracing::debug!("worker stopped"),
+        Ok(status) => tracing::warn!(%status, "worker ended with an error at shutdown"),
+        Err(error) => tracing::warn!(%error, "worker shutdown"),
+    }
 }

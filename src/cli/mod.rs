@@ -1,8 +1,11 @@
 //! The command line: one file per subcommand. `main` prints `armada: error: {chain}` and exits
 //! 2 for configuration errors (bad flag, bad variable, bad file), 1 for everything else.
 
+mod agent;
+mod bench;
 mod migrate;
 mod serve;
+mod workbench;
 
 use std::process::ExitCode;
 
@@ -37,6 +40,14 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Apply pending database migrations and exit (serve also applies them at start).
     Migrate(migrate::MigrateArgs),
+    /// Run one agent of a run (as a pod or a local agent process starts it), configured by the
+    /// environment: RUN_ID, POD_INDEX, Redis, RABBITMQ_URL, BACKEND_URL.
+    Agent(agent::AgentArgs),
+    /// Run one agent locally over a project folder, printing every event and the worker's
+    /// prints live; no Redis, RabbitMQ or cluster needed.
+    Workbench(workbench::WorkbenchArgs),
+    /// Measure: `armada bench e2e` runs no-op jobs through real agents.
+    Bench(bench::BenchArgs),
 }
 
 /// Errors that mean "fix your configuration", exit code 2.
@@ -66,6 +77,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve::run(args, cli.log_format).await,
         Command::Migrate(args) => migrate::run(args, cli.log_format).await,
+        Command::Agent(args) => agent::run(args, cli.log_format).await,
+        Command::Workbench(args) => workbench::run(args, cli.log_format).await,
+        Command::Bench(args) => bench::run(args, cli.log_format).await,
     }
 }
 

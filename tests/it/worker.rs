@@ -158,14 +158,14 @@ fn job(job_message: Value) -> JobRequest {
 }
 
 /// Whether `pid` names a process at all (a zombie counts).
-fn exists(pid: u32) -> bool {
+pub(crate) fn exists(pid: u32) -> bool {
     // SAFETY: kill with signal 0 only checks that the process exists.
     unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
 }
 
 /// Whether `pid` is a live process. A zombie is dead: whoever inherited it (the machine's
 /// init, which may not reap) is no concern of the agent's.
-fn running(pid: u32) -> bool {
+pub(crate) fn running(pid: u32) -> bool {
     exists(pid)
         && std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .map(|stat| !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))

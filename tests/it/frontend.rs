@@ -193,11 +193,13 @@ async fn in_one_process_the_dashboard_does_not_shadow_the_api() {
         let (status, page) = app.get(path).await;
         assert_eq!((status, page["runs"][0].clone()), (StatusCode::OK, created.clone()), "{path}");
     }
-    for path in ["/api/nothing-here", "/api/runs/not-a-uuid/whatever", "/tracking/nothing", "/bot/start"] {
+    for path in ["/api/nothing-here", "/api/runs/not-a-uuid/whatever", "/tracking/nothing"] {
         let (status, body) = app.get(path).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
         assert!(detail(&body).starts_with("no route for GET"), "{path}: {body}");
     }
+    let (status, _) = app.get("/bot/start").await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "the orchestrator's route answers, not the dashboard");
     let (status, _) = app.send(app.client.patch(app.url("/api/runs"))).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "the backend's route answers, not the dashboard");
     let page = app.client.get(app.url("/")).send().await.expect("get");

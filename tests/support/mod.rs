@@ -14,9 +14,6 @@
 #![allow(dead_code)]
 
 pub mod agents;
-/// Real Redis and RabbitMQ servers for this test binary: the engines' own test support.
-#[path = "../../src/infra/testing.rs"]
-pub mod engines;
 pub mod proxy;
 
 use std::net::SocketAddr;

@@ -14,12 +14,12 @@ use armada::model::status;
 use armada::project::{Project, ProjectLimits};
 
 use crate::support::agents::{RUN_LIMIT, example};
-use crate::support::engines::{self, loud};
+use crate::support::servers::{self, loud};
 use crate::support::{TestApp, eventually};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_processes_take_their_messages_from_redis_and_jobs_from_rabbitmq() {
-    let (Some(redis), Some(rabbitmq)) = (engines::redis_url(), engines::rabbitmq_url()) else {
+    let (Some(redis), Some(rabbitmq)) = (servers::redis_url(), servers::rabbitmq_url()) else {
         loud("SKIPPED: agent::process: needs redis-server and rabbitmq-server (scripts/install-test-deps.sh)");
         return;
     };

@@ -75,12 +75,16 @@ pub fn split_message(mut message: Value) -> Result<(Value, AgentRunConfig), Agen
 }
 
 /// `{work_root}/{run_id}/agent-{i}`, or `agent-{i}.2`, `.3`… when that exists already.
+/// Always absolute (a relative `work_root` is taken from the current directory), because the
+/// worker runs inside it and paths handed to it (`PYTHONPATH`, the socket) must not depend on
+/// its own working directory.
 pub fn fresh_workdir(work_root: &Path, run_id: Uuid, index: usize) -> Result<PathBuf, AgentError> {
-    let parent = work_root.join(run_id.to_string());
     let io = |path: &Path| {
         let shown = path.display().to_string();
         move |source| AgentError::Io { what: format!("cannot create the working directory {shown}"), source }
     };
+    let work_root = std::path::absolute(work_root).map_err(io(work_root))?;
+    let parent = work_root.join(run_id.to_string());
     std::fs::create_dir_all(&parent).map_err(io(&parent))?;
     let base = crate::model::agent_name(index);
     for n in 1u32.. {
@@ -255,6 +259,24 @@ mod tests {
         let second = fresh_workdir(root.path(), run, 3).unwrap();
         assert_eq!(first, root.path().join(run.to_string()).join("agent-3"));
         assert_eq!(second, root.path().join(run.to_string()).join("agent-3.2"));
+    }
+
+    #[test]
+    fn workdirs_are_absolute_when_the_root_is_relative() {
+        let root = tempfile::tempdir().unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        // The same temporary folder, spelled relative to the current directory.
+        let mut relative = PathBuf::new();
+        for _ in cwd.components().skip(1) {
+            relative.push("..");
+        }
+        relative.push(root.path().strip_prefix("/").unwrap());
+        assert!(relative.is_relative());
+        let run = Uuid::new_v4();
+        let dir = fresh_workdir(&relative, run, 0).unwrap();
+        assert!(dir.is_absolute(), "{}", dir.display());
+        assert!(dir.ends_with(format!("{run}/agent-0")));
+        assert!(dir.is_dir());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand. `main` prints `armada: error: {chain}` and exits
 //! 2 for configuration errors (bad flag, bad variable, bad file), 1 for everything else.
 
+mod import;
 mod migrate;
 mod serve;
 
@@ -37,6 +38,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Apply pending database migrations and exit (serve also applies them at start).
     Migrate(migrate::MigrateArgs),
+    /// Fill the providers' inventory from a CSV file (all or nothing; duplicates skipped).
+    Import(import::ImportArgs),
 }
 
 /// Errors that mean "fix your configuration", exit code 2.
@@ -66,6 +69,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve::run(args, cli.log_format).await,
         Command::Migrate(args) => migrate::run(args, cli.log_format).await,
+        Command::Import(args) => import::run(args, cli.log_format).await,
     }
 }
 

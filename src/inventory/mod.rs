@@ -1,10 +1,12 @@
 //! The providers' inventory outside the database: reading the bulk CSV files of
-//! `armada import proxies|fingerprints` (pure functions, no IO) and masking proxy credentials
-//! for everything that shows a proxy to a person (logs, errors, the dashboard).
+//! `armada import proxies|fingerprints` (pure functions, no IO), masking proxy credentials
+//! for everything that shows a proxy to a person (logs, errors, the dashboard), and the
+//! providers' wire types (`wire`), shared by the provider roles and their clients.
 //!
 //! Architecture invariant: imports no role and no engine but the `Store`'s plain types.
 
 mod import;
+pub mod wire;
 
 pub use import::{ImportError, ImportFile, RowProblem, parse_fingerprints, parse_proxies};
 

@@ -71,18 +71,22 @@ pub fn parse_roles(raw: &str) -> Result<Vec<Role>, UnknownRole> {
 }
 
 pub mod backend;
+pub mod fingerprint_provider;
+pub mod proxy_provider;
 
 /// Whether a role's routes exist yet; a role that is not built is accepted and serves only
 /// `/health` and `/metrics`, and `/health` says so.
 pub fn is_built(role: Role) -> bool {
-    matches!(role, Role::Backend)
+    matches!(role, Role::Backend | Role::ProxyProvider | Role::FingerprintProvider)
 }
 
 /// The routes a role mounts.
 pub fn router(role: Role) -> axum::Router<crate::app::AppState> {
     match role {
         Role::Backend => backend::router(),
-        Role::Orchestrator | Role::Frontend | Role::ProxyProvider | Role::FingerprintProvider => axum::Router::new(),
+        Role::ProxyProvider => proxy_provider::router(),
+        Role::FingerprintProvider => fingerprint_provider::router(),
+        Role::Orchestrator | Role::Frontend => axum::Router::new(),
     }
 }
 
@@ -90,7 +94,9 @@ pub fn router(role: Role) -> axum::Router<crate::app::AppState> {
 pub fn openapi(role: Role) -> Option<utoipa::openapi::OpenApi> {
     match role {
         Role::Backend => Some(backend::openapi()),
-        _ => None,
+        Role::ProxyProvider => Some(proxy_provider::openapi()),
+        Role::FingerprintProvider => Some(fingerprint_provider::openapi()),
+        Role::Orchestrator | Role::Frontend => None,
     }
 }
 

@@ -51,6 +51,8 @@ pub struct Upstream {
     authorization: Option<String>,
     /// The URL with its password masked, for logs and errors.
     masked: String,
+    /// The URL as given, to recognise it again; never shown.
+    raw: String,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -80,7 +82,7 @@ impl Upstream {
             let pair = format!("{}:{}", decode(parsed.username()), decode(parsed.password().unwrap_or_default()));
             format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
         });
-        Ok(Self { host, port, authorization, masked })
+        Ok(Self { host, port, authorization, masked, raw: url.to_string() })
     }
 
     /// The URL with its password masked.
@@ -132,6 +134,11 @@ impl ForwardProxy {
     /// The upstream new connections go to, masked; `None` = direct.
     pub fn upstream(&self) -> Option<String> {
         current(&self.upstream).map(|u| u.masked)
+    }
+
+    /// Whether new connections go to the upstream at `url` (as given to `start` or `switch_upstream`).
+    pub fn uses_upstream(&self, url: &str) -> bool {
+        current(&self.upstream).is_some_and(|u| u.raw == url)
     }
 
     /// Sends new connections to another upstream (`None` = directly). A bad URL changes nothing.

@@ -86,10 +86,15 @@ pub async fn prepare_network(
     Ok(network)
 }
 
+/// How many times `switch_upstream_proxy` asks the provider before concluding it has no proxy
+/// but the current one (the provider picks at random and cannot be told which to avoid).
+const SWITCH_TRIES: usize = 20;
+
 impl PreparedNetwork {
-    /// Asks the proxy provider for another upstream with the same filters and sends the local
-    /// proxy's new connections there; returns the new upstream, masked. For agents whose
-    /// upstream came from the provider (a `direct` one has no other to switch to).
+    /// Asks the proxy provider for another upstream with the same filters (never the current
+    /// one) and sends the local proxy's new connections there; returns the new upstream,
+    /// masked. For agents whose upstream came from the provider (a `direct` one has no other
+    /// to switch to).
     pub async fn switch_upstream_proxy(&self, providers: &ProviderClients) -> Result<String, String> {
         let Some(proxy) = &self.forward_proxy else {
             return Err("this agent runs without a proxy (config_proxy.upstream_proxy_enabled is 0)".into());
@@ -104,9 +109,14 @@ impl PreparedNetwork {
                     .into());
             }
         };
-        let fetched = providers.fetch_proxy(&request).await.map_err(|e| format!("no other upstream proxy: {e}"))?;
-        proxy.switch_upstream(Some(&fetched.proxy_url)).map_err(describe)?;
-        Ok(mask_proxy_url(&fetched.proxy_url))
+        for _ in 0..SWITCH_TRIES {
+            let fetched = providers.fetch_proxy(&request).await.map_err(|e| format!("no other upstream proxy: {e}"))?;
+            if !proxy.uses_upstream(&fetched.proxy_url) {
+                proxy.switch_upstream(Some(&fetched.proxy_url)).map_err(describe)?;
+                return Ok(mask_proxy_url(&fetched.proxy_url));
+            }
+        }
+        Err(format!("no other upstream proxy: the proxy provider offered only the current one in {SWITCH_TRIES} tries"))
     }
 }
 

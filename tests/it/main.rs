@@ -6,6 +6,8 @@ mod support;
 
 mod backend;
 mod clients;
+mod forward_proxy;
 mod platform;
+mod providers;
 mod worker;
 mod ws;

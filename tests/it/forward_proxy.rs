@@ -109,6 +109,11 @@ async fn without_an_upstream_requests_go_directly() {
     assert_eq!(get_hello(&proxy, &target).await, (StatusCode::OK, "hello from the target".into()));
     let tunnelled = tunnel_hello(&proxy, &target).await;
     assert!(tunnelled.ends_with("hello from the target"), "{tunnelled}");
+    let mut stream = TcpStream::connect(proxy.addr()).await.expect("connect");
+    stream.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("send");
+    let mut refused = String::new();
+    stream.read_to_string(&mut refused).await.expect("read");
+    assert!(refused.starts_with("HTTP/1.1 400") && refused.contains("absolute form"), "{refused}");
     let hits = hits.lock().unwrap().clone();
     assert_eq!(hits.len(), 2, "{hits:?}");
     assert!(hits[0].starts_with("/hello|"), "origin-form request reached the target: {hits:?}");

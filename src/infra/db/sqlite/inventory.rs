@@ -6,10 +6,10 @@
 //! matching rows and keeps one: the table never leaves the database. Tried proxies are
 //! excluded through `json_each` on one bound JSON array, so the statement stays static.
 
-use sqlx::Row;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 
-use super::unavailable;
+use super::rows::get;
+use super::{read, unavailable};
 use crate::infra::db::{
     FingerprintFilter, FingerprintSummary, ImportOutcome, NewFingerprint, NewProxy, ProxyFilter, StoreError,
     StoredFingerprint, StoredProxy,
@@ -47,17 +47,6 @@ pub(super) const LIST_PROXIES: &str =
 
 pub(super) const LIST_FINGERPRINTS: &str = "SELECT fingerprint_id, antibot_vendor, website, collecting_date \
      FROM armada_fingerprints ORDER BY fingerprint_id DESC LIMIT ? OFFSET ?";
-
-fn corrupt(column: &str, error: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(format!("stored value of {column} is unreadable: {error}"))
-}
-
-fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T, StoreError>
-where
-    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
-{
-    row.try_get(column).map_err(|e| corrupt(column, e))
-}
 
 fn proxy(row: &SqliteRow) -> Result<StoredProxy, StoreError> {
     Ok(StoredProxy {
@@ -178,38 +167,13 @@ pub(super) async fn random_fingerprint(
 }
 
 pub(super) async fn list_proxies(pool: &SqlitePool, page: PageRequest) -> Result<Page<StoredProxy>, StoreError> {
-    list(pool, LIST_PROXIES, "SELECT COUNT(*) FROM armada_proxies", page, proxy).await
+    read::page(pool, LIST_PROXIES, "SELECT COUNT(*) FROM armada_proxies", None, page, proxy).await
 }
 
 pub(super) async fn list_fingerprints(
     pool: &SqlitePool,
     page: PageRequest,
 ) -> Result<Page<FingerprintSummary>, StoreError> {
-    list(pool, LIST_FINGERPRINTS, "SELECT COUNT(*) FROM armada_fingerprints", page, fingerprint_summary).await
-}
-
-/// One page and the total, read in one transaction so they agree.
-async fn list<T>(
-    pool: &SqlitePool,
-    items_sql: &'static str,
-    count_sql: &'static str,
-    page: PageRequest,
-    decode: fn(&SqliteRow) -> Result<T, StoreError>,
-) -> Result<Page<T>, StoreError> {
-    let mut tx = pool.begin().await.map_err(unavailable)?;
-    let total: i64 = sqlx::query_scalar(count_sql).fetch_one(&mut *tx).await.map_err(unavailable)?;
-    let offset = i64::try_from(page.offset()).unwrap_or(i64::MAX);
-    let rows = sqlx::query(items_sql)
-        .bind(i64::from(page.page_size))
-        .bind(offset)
-        .fetch_all(&mut *tx)
+    read::page(pool, LIST_FINGERPRINTS, "SELECT COUNT(*) FROM armada_fingerprints", None, page, fingerprint_summary)
         .await
-        .map_err(unavailable)?;
-    tx.commit().await.map_err(unavailable)?;
-    Ok(Page {
-        items: rows.iter().map(decode).collect::<Result<_, _>>()?,
-        total: u64::try_from(total).unwrap_or_default(),
-        page: page.page,
-        page_size: page.page_size,
-    })
 }

@@ -16,7 +16,7 @@ pub fn openapi(state: &AppState) -> OpenApi {
                 .title("Armada")
                 .version(env!("CARGO_PKG_VERSION"))
                 .description(Some(
-                    "Runs one automation script at scale. Errors are JSON {\"detail\": \"...\"}. When ARMADA_TOKEN is set, /api, /bot and /ws need Authorization: Bearer <token>.",
+                    "Runs one automation script at scale. Errors are JSON {\"detail\": \"...\"}. When ARMADA_TOKEN is set, /api, /bot, /ws, /fetch_proxy and /get-fingerprint need Authorization: Bearer <token>.",
                 ))
                 .build(),
         )

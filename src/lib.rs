@@ -9,6 +9,7 @@ pub mod docs;
 pub mod health;
 pub mod http;
 pub mod infra;
+pub mod inventory;
 pub mod model;
 pub mod observability;
 pub mod pipeline;

@@ -224,21 +224,91 @@ pub struct Settings {
     pub fingerprint_provider_url: Option<String>,
     pub docker_hub_username: Option<String>,
     pub ipqs_key: Option<Secret>,
+    /// The proxy provider's checks: the services it asks and how long it waits.
+    pub proxy_checks: ProxyCheckSettings,
+    /// The agent's local forwarding proxy.
+    pub forward_proxy: ForwardProxySettings,
     /// Everything read, for the parts (agent, providers) that read their own variables.
     pub vars: Vars,
 }
 
-/// A positive duration in seconds (fractions allowed), at most a day.
-fn seconds(vars: &Vars, key: &str, default: f64) -> Result<Duration, SettingsError> {
-    let value: f64 = vars.parse(key, default)?;
-    if !value.is_finite() || value <= 0.0 || value > 86_400.0 {
+/// Where the proxy provider's checks look, each a setting so tests (and operators) can point
+/// them elsewhere.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProxyCheckSettings {
+    /// `ARMADA_IP_ECHO_URL`: fetched through the proxy; answers the exit IP (`{"ip": …}` or text).
+    pub ip_echo_url: String,
+    /// `ARMADA_IPQS_URL`: IPQualityScore's IP API; asked `{url}/{IPQS_KEY}/{ip}`.
+    pub ipqs_url: String,
+    /// `ARMADA_GEOIP_URL`: a geo-IP API in ip-api.com's shape; asked `{url}/{ip}`, answers `timezone`.
+    pub geoip_url: String,
+    /// `ARMADA_PROVIDER_CHECK_TIMEOUT_SECS`: the longest one check request may take.
+    pub timeout: Duration,
+}
+
+impl ProxyCheckSettings {
+    pub const DEFAULT_IP_ECHO_URL: &str = "https://api.ipify.org?format=json";
+    pub const DEFAULT_IPQS_URL: &str = "https://ipqualityscore.com/api/json/ip";
+    pub const DEFAULT_GEOIP_URL: &str = "http://ip-api.com/json";
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+    fn from_vars(vars: &Vars) -> Result<Self, SettingsError> {
+        Ok(Self {
+            ip_echo_url: http_url(vars, "ARMADA_IP_ECHO_URL", Self::DEFAULT_IP_ECHO_URL)?,
+            ipqs_url: http_url(vars, "ARMADA_IPQS_URL", Self::DEFAULT_IPQS_URL)?.trim_end_matches('/').to_string(),
+            geoip_url: http_url(vars, "ARMADA_GEOIP_URL", Self::DEFAULT_GEOIP_URL)?.trim_end_matches('/').to_string(),
+            timeout: seconds(vars, "ARMADA_PROVIDER_CHECK_TIMEOUT_SECS", Self::DEFAULT_TIMEOUT)?,
+        })
+    }
+}
+
+/// The agent's local forwarding proxy: the port it tries first, and how many after it when
+/// several agents share a host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForwardProxySettings {
+    /// `ARMADA_FORWARD_PROXY_PORT` (8081, the original's); 0 = any free port.
+    pub port: u16,
+    /// `ARMADA_FORWARD_PROXY_PORTS`: ports tried from `port` on before giving up.
+    pub ports_to_try: u16,
+    /// `ARMADA_UPSTREAM_CHECK_TIMEOUT_SECS`: how long the agent waits for its upstream proxy at init.
+    pub upstream_check_timeout: Duration,
+}
+
+impl ForwardProxySettings {
+    fn from_vars(vars: &Vars) -> Result<Self, SettingsError> {
+        Ok(Self {
+            port: vars.parse("ARMADA_FORWARD_PROXY_PORT", 8081)?,
+            ports_to_try: vars.parse("ARMADA_FORWARD_PROXY_PORTS", 100u16)?.max(1),
+            upstream_check_timeout: seconds(vars, "ARMADA_UPSTREAM_CHECK_TIMEOUT_SECS", Duration::from_secs(10))?,
+        })
+    }
+}
+
+/// An `http(s)://` URL setting.
+fn http_url(vars: &Vars, key: &str, default: &str) -> Result<String, SettingsError> {
+    let Some(raw) = vars.get(key) else { return Ok(default.to_string()) };
+    match reqwest::Url::parse(raw) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => Ok(raw.to_string()),
+        Ok(_) => Err(SettingsError::Invalid {
+            key: key.into(),
+            value: redact_url(raw),
+            message: "expected an http:// or https:// URL".into(),
+        }),
+        Err(e) => Err(SettingsError::Invalid { key: key.into(), value: redact_url(raw), message: e.to_string() }),
+    }
+}
+
+/// A duration in seconds, fractions allowed (`0.5`), more than zero and at most a day.
+fn seconds(vars: &Vars, key: &str, default: Duration) -> Result<Duration, SettingsError> {
+    let secs: f64 = vars.parse(key, default.as_secs_f64())?;
+    if !(secs.is_finite() && secs > 0.0 && secs <= 86_400.0) {
         return Err(SettingsError::Invalid {
             key: key.into(),
-            value: value.to_string(),
-            message: "expected seconds between 0 and 86400".into(),
+            value: secs.to_string(),
+            message: "expected a number of seconds above 0 and at most 86400".into(),
         });
     }
-    Ok(Duration::from_secs_f64(value))
+    Ok(Duration::from_secs_f64(secs))
 }
 
 /// Default port of a role when it runs alone (the seed's ports).
@@ -300,11 +370,13 @@ impl Settings {
             work_dir: PathBuf::from(vars.get("ARMADA_WORK_DIR").unwrap_or("./armada-work")),
             backend_url: vars.get("BACKEND_URL").map(trim_slash),
             orchestrator_url: vars.get("ORCHESTRATOR_URL").map(trim_slash),
-            forward_timeout: seconds(&vars, "ARMADA_FORWARD_TIMEOUT_SECS", 60.0)?,
+            forward_timeout: seconds(&vars, "ARMADA_FORWARD_TIMEOUT_SECS", Duration::from_secs(60))?,
             proxy_provider_url: vars.get("PROXY_PROVIDER_URL").map(trim_slash),
             fingerprint_provider_url: vars.get("FINGERPRINT_PROVIDER_URL").map(trim_slash),
             docker_hub_username: vars.get("DOCKER_HUB_USERNAME").map(String::from),
             ipqs_key: vars.get("IPQS_KEY").map(Secret::new),
+            proxy_checks: ProxyCheckSettings::from_vars(&vars)?,
+            forward_proxy: ForwardProxySettings::from_vars(&vars)?,
             vars,
         })
     }
@@ -602,6 +674,34 @@ mod tests {
         let debug = format!("{s:?}");
         for secret in ["tok-123", "ipqs-456", "pw-789"] {
             assert!(!debug.contains(secret), "{secret} leaked in Debug: {debug}");
+        }
+    }
+
+    #[test]
+    fn provider_checks_default_to_the_public_services_and_take_local_stand_ins() {
+        let s = settings(&[]);
+        assert_eq!(s.proxy_checks.ip_echo_url, "https://api.ipify.org?format=json");
+        assert_eq!(s.proxy_checks.timeout, Duration::from_secs(10));
+        assert_eq!((s.forward_proxy.port, s.forward_proxy.ports_to_try), (8081, 100));
+        let s = settings(&[
+            ("ARMADA_IP_ECHO_URL", "http://127.0.0.1:9000/ip"),
+            ("ARMADA_IPQS_URL", "http://127.0.0.1:9001/ipqs/"),
+            ("ARMADA_GEOIP_URL", "http://127.0.0.1:9002/json"),
+            ("ARMADA_PROVIDER_CHECK_TIMEOUT_SECS", "0.5"),
+            ("ARMADA_FORWARD_PROXY_PORT", "0"),
+        ]);
+        assert_eq!(s.proxy_checks.ipqs_url, "http://127.0.0.1:9001/ipqs", "no trailing slash");
+        assert_eq!(s.proxy_checks.timeout, Duration::from_millis(500));
+        assert_eq!(s.forward_proxy.port, 0);
+        for (key, value) in [
+            ("ARMADA_IP_ECHO_URL", "ftp://x"),
+            ("ARMADA_GEOIP_URL", "not a url"),
+            ("ARMADA_PROVIDER_CHECK_TIMEOUT_SECS", "0"),
+            ("ARMADA_PROVIDER_CHECK_TIMEOUT_SECS", "soon"),
+            ("ARMADA_FORWARD_PROXY_PORT", "70000"),
+        ] {
+            let err = Settings::from_vars(Vars::from_pairs([(key, value)]), Vec::new(), None).unwrap_err();
+            assert!(err.to_string().starts_with(key), "{err}");
         }
     }
 

@@ -27,9 +27,12 @@ class FingerprintManager:
         if additional_data is not None:
             query["additional_data"] = additional_data
         url = provider.rstrip("/") + "/get-fingerprint"
-        request = urllib.request.Request(
-            url, data=json.dumps(query).encode(), method="GET", headers={"Content-Type": "application/json"}
-        )
+        headers = {"Content-Type": "application/json"}
+        token = os.environ.get("ARMADA_TOKEN")
+        if token:
+            # The provider requires it when the platform runs with a token.
+            headers["Authorization"] = f"Bearer {token}"
+        request = urllib.request.Request(url, data=json.dumps(query).encode(), method="GET", headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return response.read().decode("utf-8")

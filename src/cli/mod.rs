@@ -3,6 +3,7 @@
 
 mod agent;
 mod bench;
+mod import;
 mod migrate;
 mod serve;
 mod workbench;
@@ -48,6 +49,8 @@ enum Command {
     Workbench(workbench::WorkbenchArgs),
     /// Measure: `armada bench e2e` runs no-op jobs through real agents.
     Bench(bench::BenchArgs),
+    /// Fill the providers' inventory from a CSV file (all or nothing; duplicates skipped).
+    Import(import::ImportArgs),
 }
 
 /// Errors that mean "fix your configuration", exit code 2.
@@ -80,6 +83,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Agent(args) => agent::run(args, cli.log_format).await,
         Command::Workbench(args) => workbench::run(args, cli.log_format).await,
         Command::Bench(args) => bench::run(args, cli.log_format).await,
+        Command::Import(args) => import::run(args, cli.log_format).await,
     }
 }
 

@@ -2,5 +2,7 @@
 //! handle when the role runs in this process, HTTP when it does not, chosen once at start.
 
 pub mod backend;
+pub mod providers;
 
 pub use backend::{BackendClient, BackendError, HttpBackend, InProcessBackend, LiveItem, LiveStream};
+pub use providers::{ProviderClients, ProviderError, ProxyRequest};

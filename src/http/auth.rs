@@ -1,7 +1,8 @@
-//! The bearer token: when `ARMADA_TOKEN` is set, every `/api`, `/bot` and `/ws` route requires
-//! `Authorization: Bearer <token>` (WebSockets may pass `?token=` instead, since browsers cannot
-//! set headers on them). `/health`, `/metrics`, `/docs`, `/openapi.json` and the dashboard's
-//! files stay open.
+//! The bearer token: when `ARMADA_TOKEN` is set, every `/api`, `/bot` and `/ws` route, and the
+//! providers' `/fetch_proxy` and `/get-fingerprint` (they hand out proxy credentials and
+//! profiles), require `Authorization: Bearer <token>` (WebSockets may pass `?token=` instead,
+//! since browsers cannot set headers on them). `/health`, `/metrics`, `/docs`, `/openapi.json`
+//! and the dashboard's files stay open.
 
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
@@ -11,11 +12,15 @@ use axum::response::{IntoResponse, Response};
 use super::ApiError;
 use crate::settings::Secret;
 
+/// The providers' routes: they serve no `/api` prefix (the original agents call them so).
+const PROVIDER_PATHS: [&str; 2] = ["/fetch_proxy", "/get-fingerprint"];
+
 /// Paths that need the token when one is configured.
 pub fn is_protected(path: &str) -> bool {
-    ["/api", "/bot", "/ws"]
-        .iter()
-        .any(|prefix| path == *prefix || path.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/')))
+    PROVIDER_PATHS.contains(&path)
+        || ["/api", "/bot", "/ws"]
+            .iter()
+            .any(|prefix| path == *prefix || path.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/')))
 }
 
 pub async fn require_token(State(token): State<Option<Secret>>, request: Request, next: Next) -> Response {
@@ -56,10 +61,10 @@ mod tests {
 
     #[test]
     fn protected_prefixes_only() {
-        for path in ["/api/runs", "/api", "/bot/start", "/ws/events"] {
+        for path in ["/api/runs", "/api", "/bot/start", "/ws/events", "/fetch_proxy", "/get-fingerprint"] {
             assert!(is_protected(path), "{path}");
         }
-        for path in ["/health", "/metrics", "/docs", "/openapi.json", "/", "/apix", "/index.html"] {
+        for path in ["/health", "/metrics", "/docs", "/openapi.json", "/", "/apix", "/index.html", "/fetch_proxyx"] {
             assert!(!is_protected(path), "{path}");
         }
     }

@@ -71,13 +71,18 @@ pub fn parse_roles(raw: &str) -> Result<Vec<Role>, UnknownRole> {
 }
 
 pub mod backend;
+pub mod fingerprint_provider;
 pub mod frontend;
 pub mod orchestrator;
+pub mod proxy_provider;
 
 /// Whether a role's routes exist yet; a role that is not built is accepted and serves only
 /// `/health` and `/metrics`, and `/health` says so.
 pub fn is_built(role: Role) -> bool {
-    matches!(role, Role::Backend | Role::Frontend | Role::Orchestrator)
+    matches!(
+        role,
+        Role::Backend | Role::Frontend | Role::Orchestrator | Role::ProxyProvider | Role::FingerprintProvider
+    )
 }
 
 /// The routes a role mounts.
@@ -86,7 +91,8 @@ pub fn router(role: Role) -> axum::Router<crate::app::AppState> {
         Role::Backend => backend::router(),
         Role::Frontend => frontend::router(),
         Role::Orchestrator => orchestrator::router(),
-        Role::ProxyProvider | Role::FingerprintProvider => axum::Router::new(),
+        Role::ProxyProvider => proxy_provider::router(),
+        Role::FingerprintProvider => fingerprint_provider::router(),
     }
 }
 
@@ -95,7 +101,9 @@ pub fn openapi(role: Role) -> Option<utoipa::openapi::OpenApi> {
     match role {
         Role::Backend => Some(backend::openapi()),
         Role::Orchestrator => Some(orchestrator::openapi()),
-        _ => None,
+        Role::ProxyProvider => Some(proxy_provider::openapi()),
+        Role::FingerprintProvider => Some(fingerprint_provider::openapi()),
+        Role::Frontend => None,
     }
 }
 

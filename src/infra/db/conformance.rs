@@ -13,6 +13,8 @@
 //! The expression is evaluated once per test. A shared server (SQL Server) should hand each
 //! test its own database or schema: the bodies count rows and expect to start empty.
 
+mod inventory;
+
 use std::any::Any;
 use std::sync::Arc;
 
@@ -52,6 +54,14 @@ macro_rules! store_suite {
                 agents_are_summarised_from_their_jobs,
                 finished_jobs_are_counted_per_time_bucket,
                 connectivity_check_passes,
+                proxy_import_counts_duplicates_in_the_store_and_in_the_batch,
+                proxy_import_is_all_or_nothing,
+                random_proxy_honours_every_filter,
+                random_proxy_never_returns_an_excluded_proxy,
+                random_picks_spread_over_every_match,
+                fingerprint_import_dedupes_on_vendor_website_data_and_date,
+                random_fingerprint_honours_vendor_website_and_date,
+                inventory_lists_are_paged_last_imported_first,
             );
         }
     };
@@ -75,6 +85,8 @@ macro_rules! store_suite {
     };
 }
 pub(crate) use store_suite;
+
+pub use self::inventory::*;
 
 fn ts(raw: &str) -> Timestamp {
     Timestamp::parse(raw).expect("test timestamp")

@@ -8,11 +8,16 @@
 
 #[cfg(test)]
 pub(crate) mod conformance;
+pub mod inventory;
 pub mod sqlite;
 
 use async_trait::async_trait;
 use uuid::Uuid;
 
+pub use self::inventory::{
+    FingerprintFilter, FingerprintSummary, ImportOutcome, NewFingerprint, NewProxy, ProxyFilter, StoredFingerprint,
+    StoredProxy,
+};
 use crate::model::{
     AgentSummary, Event, Job, Output, Page, PageRequest, Run, RunStatus, TimelineBucket, Timestamp, status,
 };
@@ -194,6 +199,51 @@ pub trait Store: Send + Sync + 'static {
         }
         Ok(timeline_buckets(finished, bucket_secs))
     }
+
+    // The providers' inventory. The defaults answer `Unavailable`, so test doubles of the
+    // monitoring side need not implement them; every real store overrides them all, and the
+    // conformance suite checks each one.
+
+    /// Inserts the proxies in one transaction, all or none (an `Invalid` item, e.g. an empty
+    /// `proxy_url`, rejects the whole import). A `proxy_url` already stored, or earlier in the
+    /// slice, is skipped and counted as a duplicate.
+    async fn import_proxies(&self, proxies: &[NewProxy]) -> Result<ImportOutcome, StoreError> {
+        let _ = proxies;
+        Err(inventory_unsupported(self))
+    }
+
+    /// Inserts the fingerprints in one transaction, all or none. One whose
+    /// [`NewFingerprint::digest`] (vendor, website, data, date) is already stored, or earlier in
+    /// the slice, is skipped and counted as a duplicate.
+    async fn import_fingerprints(&self, fingerprints: &[NewFingerprint]) -> Result<ImportOutcome, StoreError> {
+        let _ = fingerprints;
+        Err(inventory_unsupported(self))
+    }
+
+    /// A proxy chosen at random by the database among those matching `filter` (the table is
+    /// never loaded); `None` when none matches.
+    async fn random_proxy(&self, filter: &ProxyFilter) -> Result<Option<StoredProxy>, StoreError> {
+        let _ = filter;
+        Err(inventory_unsupported(self))
+    }
+
+    /// A fingerprint chosen at random by the database among those matching `filter`.
+    async fn random_fingerprint(&self, filter: &FingerprintFilter) -> Result<Option<StoredFingerprint>, StoreError> {
+        let _ = filter;
+        Err(inventory_unsupported(self))
+    }
+
+    /// Proxies, last imported first.
+    async fn list_proxies(&self, page: PageRequest) -> Result<Page<StoredProxy>, StoreError> {
+        let _ = page;
+        Err(inventory_unsupported(self))
+    }
+
+    /// Fingerprints without their data, last imported first.
+    async fn list_fingerprints(&self, page: PageRequest) -> Result<Page<FingerprintSummary>, StoreError> {
+        let _ = page;
+        Err(inventory_unsupported(self))
+    }
 }
 
 /// Adds up `(finished at in microseconds, final status, jobs)` per bucket, oldest first.
@@ -219,6 +269,10 @@ pub fn timeline_buckets(
         }
     }
     buckets.into_values().collect()
+}
+
+fn inventory_unsupported<S: Store + ?Sized>(store: &S) -> StoreError {
+    StoreError::Unavailable(format!("{} does not store the proxy and fingerprint inventory", store.describe()))
 }
 
 /// Opens the store the settings name.

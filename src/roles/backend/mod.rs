@@ -1,14 +1,17 @@
 //! The monitoring API (SPEC §7): runs, jobs, events, outputs, the agents' batch endpoint
-//! `POST /api/records`, and the live stream `WS /ws/events`. Routes are registered without a
+//! `POST /api/records`, the live stream `WS /ws/events`, and the providers' inventory for the
+//! dashboard (`/api/proxies`, `/api/fingerprints`). Routes are registered without a
 //! trailing slash; the path rewrite (`http::paths`) makes `/api/runs/` and
 //! `/tracking/api/runs/` reach them too.
 //!
 //! Handlers are thin: parse, call `Records` (writes) or the `Store` (reads), map the result.
 //! Defaults where the original was silent: page_size 5 for runs (what the original dashboard
-//! asks for), 10 for jobs, 50 for outputs, 100 for events; page ≥ 1, 1 ≤ page_size ≤ 100.
+//! asks for), 10 for jobs, 50 for outputs, proxies and fingerprints, 100 for events; page ≥ 1,
+//! 1 ≤ page_size ≤ 100.
 
 pub mod bench;
 mod events;
+mod inventory;
 mod jobs;
 mod outputs;
 mod records;
@@ -39,6 +42,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/events/status", patch(events::set_status))
         .route("/api/outputs", get(outputs::list).post(outputs::create))
         .route("/api/records", post(records::apply))
+        .route("/api/proxies", get(inventory::proxies))
+        .route("/api/fingerprints", get(inventory::fingerprints))
         .route("/ws/events", get(ws::events))
 }
 
@@ -63,6 +68,8 @@ pub fn router() -> Router<AppState> {
         outputs::list,
         outputs::create,
         records::apply,
+        inventory::proxies,
+        inventory::fingerprints,
         ws::events,
     ),
     components(schemas(crate::records::wire::RecordOp, crate::http::error::ErrorBody)),
@@ -72,6 +79,7 @@ pub fn router() -> Router<AppState> {
         (name = "events", description = "What happened inside a job"),
         (name = "outputs", description = "Rows the jobs produced"),
         (name = "records", description = "Batched writes for agents"),
+        (name = "inventory", description = "The providers' proxies and fingerprints (credentials masked, no data)"),
         (name = "live", description = "The live stream of every change"),
     )
 )]

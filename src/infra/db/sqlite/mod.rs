@@ -3,6 +3,7 @@
 //! own writers) and read through a small pool that never blocks on the writer.
 //! Parameterised SQL only; datetimes are INTEGER microseconds, uuids lowercase TEXT.
 
+mod inventory;
 mod read;
 mod rows;
 mod write;
@@ -14,7 +15,10 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use uuid::Uuid;
 
-use super::{Applied, Mutation, Store, StoreError};
+use super::{
+    Applied, FingerprintFilter, FingerprintSummary, ImportOutcome, Mutation, NewFingerprint, NewProxy, ProxyFilter,
+    Store, StoreError, StoredFingerprint, StoredProxy,
+};
 use crate::model::{AgentSummary, Event, Job, Output, Page, PageRequest, Run, TimelineBucket};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -162,6 +166,30 @@ impl Store for SqliteStore {
 
     async fn job_timeline(&self, run_uuid: Uuid, bucket_secs: u32) -> Result<Vec<TimelineBucket>, StoreError> {
         read::job_timeline(&self.reader, run_uuid, bucket_secs).await
+    }
+
+    async fn import_proxies(&self, proxies: &[NewProxy]) -> Result<ImportOutcome, StoreError> {
+        inventory::import_proxies(&self.writer, proxies).await
+    }
+
+    async fn import_fingerprints(&self, fingerprints: &[NewFingerprint]) -> Result<ImportOutcome, StoreError> {
+        inventory::import_fingerprints(&self.writer, fingerprints).await
+    }
+
+    async fn random_proxy(&self, filter: &ProxyFilter) -> Result<Option<StoredProxy>, StoreError> {
+        inventory::random_proxy(&self.reader, filter).await
+    }
+
+    async fn random_fingerprint(&self, filter: &FingerprintFilter) -> Result<Option<StoredFingerprint>, StoreError> {
+        inventory::random_fingerprint(&self.reader, filter).await
+    }
+
+    async fn list_proxies(&self, page: PageRequest) -> Result<Page<StoredProxy>, StoreError> {
+        inventory::list_proxies(&self.reader, page).await
+    }
+
+    async fn list_fingerprints(&self, page: PageRequest) -> Result<Page<FingerprintSummary>, StoreError> {
+        inventory::list_fingerprints(&self.reader, page).await
     }
 }
 

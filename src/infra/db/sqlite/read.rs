@@ -105,7 +105,7 @@ pub(super) async fn find_output(conn: &mut SqliteConnection, output_uuid: Uuid) 
 
 /// One page and the total count of a list, read in one transaction. `filter` is bound as the
 /// first parameter of both statements when present.
-async fn page<T>(
+pub(super) async fn page<T>(
     pool: &SqlitePool,
     items_sql: &'static str,
     count_sql: &'static str,

@@ -34,7 +34,7 @@ fn corrupt(column: &str, detail: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("stored value of {column} is unreadable: {detail}"))
 }
 
-fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T, StoreError>
+pub(super) fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T, StoreError>
 where
     T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
 {

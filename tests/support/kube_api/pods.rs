@@ -223,8 +223,17 @@ pub mod scripts {
         run.running();
     }
 
-    /// Runs until its pod is deleted, then exits as SIGTERM makes a process exit.
+    /// Runs until its pod is deleted, then exits cleanly (as an agent handling SIGTERM does).
     pub fn runs_until_stopped() -> PodScript {
+        script(|run| async move {
+            start(&run).await;
+            run.terminating().await;
+            PodExit::ok()
+        })
+    }
+
+    /// Runs until its pod is deleted, then dies of the SIGTERM (exit code 143).
+    pub fn killed_by_sigterm() -> PodScript {
         script(|run| async move {
             start(&run).await;
             run.terminating().await;

@@ -273,4 +273,4 @@ pub fn job_yaml_redacted(job: &Job) -> Result<String, String> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

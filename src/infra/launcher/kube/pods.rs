@@ -148,11 +148,14 @@ impl RunPods {
             relist.insert(name.clone());
         }
         self.live.insert(name.clone(), pod.clone());
+        let same_pod = self.current[index].as_deref() == Some(name.as_str());
         let follows = match self.current[index].as_ref().and_then(|current| self.live.get(current)) {
-            Some(current) if current.metadata.name.as_deref() != Some(&name) => created(pod) >= created(current),
+            Some(current) if !same_pod => created(pod) >= created(current),
             _ => true,
         };
-        if !follows || self.agents[index].phase == AgentPhase::Stopped {
+        // How a pod ended is final; only a newer pod of the index (a retry) moves the agent on.
+        let ended = self.agents[index].phase == AgentPhase::Stopped || (same_pod && self.agents[index].phase.is_final());
+        if !follows || ended {
             return;
         }
         self.current[index] = Some(name);

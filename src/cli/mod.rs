@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand. `main` prints `armada: error: {chain}` and exits
 //! 2 for configuration errors (bad flag, bad variable, bad file), 1 for everything else.
 
+mod kube;
 mod migrate;
 mod serve;
 
@@ -37,6 +38,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Apply pending database migrations and exit (serve also applies them at start).
     Migrate(migrate::MigrateArgs),
+    /// Kubernetes: print a run's agent Job, provision the Secrets, check the Role.
+    Kube(kube::KubeArgs),
 }
 
 /// Errors that mean "fix your configuration", exit code 2.
@@ -66,12 +69,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve::run(args, cli.log_format).await,
         Command::Migrate(args) => migrate::run(args, cli.log_format).await,
+        Command::Kube(args) => kube::run(args, cli.log_format).await,
     }
 }
 
 fn is_config_error(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
-        cause.is::<ConfigError>() || cause.is::<SettingsError>() || cause.is::<crate::roles::UnknownRole>()
+        cause.is::<ConfigError>()
+            || cause.is::<SettingsError>()
+            || cause.is::<crate::roles::UnknownRole>()
+            || matches!(cause.downcast_ref(), Some(crate::infra::launcher::LaunchError::Invalid(_)))
     })
 }
 

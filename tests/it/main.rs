@@ -6,6 +6,7 @@ mod support;
 
 mod backend;
 mod clients;
+mod kube;
 mod platform;
 mod worker;
 mod ws;

@@ -214,7 +214,8 @@ impl ApiState {
     fn secret_value(&self, namespace: &str, name: &str, key: &str) -> Option<String> {
         let inner = lock(&self.inner);
         let secret = inner.secrets.get(&(namespace.into(), name.into()))?;
-        let from_data = secret.data.as_ref().and_then(|d| d.get(key)).map(|b| String::from_utf8_lossy(&b.0).into_owned());
+        let from_data =
+            secret.data.as_ref().and_then(|d| d.get(key)).map(|b| String::from_utf8_lossy(&b.0).into_owned());
         from_data.or_else(|| secret.string_data.as_ref()?.get(key).cloned())
     }
 
@@ -282,7 +283,9 @@ impl ApiState {
         let container = pod.spec.as_ref().and_then(|s| s.containers.first().cloned()).unwrap_or_default();
         let mut inner = lock(&self.inner);
         let pod = self.emit(&mut inner, namespace, "ADDED", pod);
-        inner.pods.insert((namespace.into(), name.clone()), PodEntry { pod, terminating: terminating.clone(), task: None });
+        inner
+            .pods
+            .insert((namespace.into(), name.clone()), PodEntry { pod, terminating: terminating.clone(), task: None });
         drop(inner);
         let run = match env {
             Ok(env) => PodRun {
@@ -290,7 +293,12 @@ impl ApiState {
                 pod_name: name.clone(),
                 namespace: namespace.into(),
                 image: container.image.clone().unwrap_or_default(),
-                command: container.command.unwrap_or_default().into_iter().chain(container.args.unwrap_or_default()).collect(),
+                command: container
+                    .command
+                    .unwrap_or_default()
+                    .into_iter()
+                    .chain(container.args.unwrap_or_default())
+                    .collect(),
                 env,
                 state: self.clone(),
                 terminating,

@@ -68,10 +68,8 @@ impl PodRun {
         self.state.update_pod(&self.namespace, &self.pod_name, |pod| {
             let status = pod.status.get_or_insert_with(Default::default);
             status.phase = Some("Pending".into());
-            status.container_statuses = Some(vec![container_status(ContainerState {
-                waiting: Some(waiting),
-                ..Default::default()
-            })]);
+            status.container_statuses =
+                Some(vec![container_status(ContainerState { waiting: Some(waiting), ..Default::default() })]);
         });
     }
 
@@ -166,7 +164,8 @@ pub(super) fn resolve_env(state: &ApiState, pod: &Pod, index: usize) -> Result<B
                         None => return Err(format!("secret \"{}\" not found (key {})", selector.name, selector.key)),
                     }
                 } else if let Some(field) = source.field_ref {
-                    field_value(pod, &field.field_path).ok_or_else(|| format!("unsupported fieldPath {}", field.field_path))?
+                    field_value(pod, &field.field_path)
+                        .ok_or_else(|| format!("unsupported fieldPath {}", field.field_path))?
                 } else {
                     return Err(format!("env {}: unsupported valueFrom", var.name));
                 }

@@ -31,7 +31,11 @@ pub(super) fn router(state: Shared) -> Router {
         .route("/api/v1/namespaces/{ns}/secrets/{name}", put(replace_secret))
         .route("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", post(access_review))
         .fallback(|request: Request| async move {
-            status(404, "NotFound", &format!("the stand-in does not serve {} {}", request.method(), request.uri().path()))
+            status(
+                404,
+                "NotFound",
+                &format!("the stand-in does not serve {} {}", request.method(), request.uri().path()),
+            )
         })
         .layer(middleware::from_fn_with_state(state.clone(), record_and_authorise))
         .with_state(state)
@@ -44,8 +48,10 @@ fn status(code: u16, reason: &str, message: &str) -> Response {
     (StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), axum::Json(body)).into_response()
 }
 
-fn parse<T: DeserializeOwned>(body: &Bytes, kind: &str) -> Result<T, Response> {
-    serde_json::from_slice(body).map_err(|e| status(400, "BadRequest", &format!("body is not a valid {kind}: {e}")))
+/// The body as `T`, or the 400 answer saying why it is not one.
+fn parse<T: DeserializeOwned>(body: &Bytes, kind: &str) -> Result<T, Box<Response>> {
+    serde_json::from_slice(body)
+        .map_err(|e| Box::new(status(400, "BadRequest", &format!("body is not a valid {kind}: {e}"))))
 }
 
 fn created<T: serde::Serialize>(object: &T) -> Response {
@@ -56,11 +62,8 @@ fn created<T: serde::Serialize>(object: &T) -> Response {
 async fn record_and_authorise(State(state): State<Shared>, request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
     let bytes = axum::body::to_bytes(body, 16 * 1024 * 1024).await.unwrap_or_default();
-    let query: BTreeMap<String, String> = parts
-        .uri
-        .query()
-        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default();
+    let query: BTreeMap<String, String> =
+        parts.uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
     let path = parts.uri.path().to_string();
     let method = parts.method.to_string();
     lock(&state.inner).requests.push(Recorded {
@@ -93,7 +96,7 @@ fn resource_of(path: &str) -> String {
 async fn create_job(State(state): State<Shared>, Path(ns): Path<String>, body: Bytes) -> Response {
     let mut job: Job = match parse(&body, "batch/v1 Job") {
         Ok(job) => job,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let Some(name) = job.metadata.name.clone() else {
         return status(422, "Invalid", "Job.batch is invalid: metadata.name: Required value");
@@ -265,7 +268,7 @@ fn line(event: &Value) -> Bytes {
 async fn create_secret(State(state): State<Shared>, Path(ns): Path<String>, body: Bytes) -> Response {
     let mut secret: Secret = match parse(&body, "v1 Secret") {
         Ok(secret) => secret,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let name = secret.metadata.name.clone().unwrap_or_default();
     let mut inner = lock(&state.inner);
@@ -285,7 +288,7 @@ async fn replace_secret(
 ) -> Response {
     let mut secret: Secret = match parse(&body, "v1 Secret") {
         Ok(secret) => secret,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let mut inner = lock(&state.inner);
     if !inner.secrets.contains_key(&(ns.clone(), name.clone())) {
@@ -299,7 +302,7 @@ async fn replace_secret(
 async fn access_review(State(state): State<Shared>, body: Bytes) -> Response {
     let mut review: SelfSubjectAccessReview = match parse(&body, "SelfSubjectAccessReview") {
         Ok(review) => review,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let attributes = review.spec.resource_attributes.clone().unwrap_or_default();
     let wanted = (

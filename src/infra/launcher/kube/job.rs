@@ -236,7 +236,11 @@ pub fn agent_job(spec: &LaunchSpec, ctx: &KubeContext) -> Job {
         ..Default::default()
     };
     Job {
-        metadata: ObjectMeta { name: Some(job_name(spec)), namespace: Some(ctx.namespace.clone()), ..Default::default() },
+        metadata: ObjectMeta {
+            name: Some(job_name(spec)),
+            namespace: Some(ctx.namespace.clone()),
+            ..Default::default()
+        },
         spec: Some(JobSpec {
             completion_mode: Some("Indexed".into()),
             completions: Some(agents),
@@ -261,7 +265,8 @@ pub fn agent_job(spec: &LaunchSpec, ctx: &KubeContext) -> Job {
 /// The Job as YAML for people: `RABBITMQ_URL`'s password shown as `***`.
 pub fn job_yaml_redacted(job: &Job) -> Result<String, String> {
     let mut job = job.clone();
-    let containers = job.spec.iter_mut().filter_map(|spec| spec.template.spec.as_mut()).flat_map(|pod| &mut pod.containers);
+    let containers =
+        job.spec.iter_mut().filter_map(|spec| spec.template.spec.as_mut()).flat_map(|pod| &mut pod.containers);
     for var in containers.flat_map(|c| c.env.iter_mut().flatten()) {
         if var.name == "RABBITMQ_URL"
             && let Some(value) = &mut var.value

@@ -66,12 +66,20 @@ pub fn pod_agent_status(index: usize, pod: &Pod) -> AgentStatus {
         Some("Running") => (AgentPhase::Running, None),
         Some("Succeeded") => (AgentPhase::Succeeded, None),
         Some("Failed") => {
-            let detail = state.terminated.as_ref().map(describe_termination).or(pod_reason).unwrap_or_else(|| "pod failed".into());
+            let detail = state
+                .terminated
+                .as_ref()
+                .map(describe_termination)
+                .or(pod_reason)
+                .unwrap_or_else(|| "pod failed".into());
             (AgentPhase::Failed, Some(detail))
         }
-        Some("Unknown") => (AgentPhase::Running, Some(pod_reason.unwrap_or_else(|| "pod state unknown (node unreachable?)".into()))),
+        Some("Unknown") => {
+            (AgentPhase::Running, Some(pod_reason.unwrap_or_else(|| "pod state unknown (node unreachable?)".into())))
+        }
         _ => {
-            let unscheduled = status.conditions.iter().flatten().find(|c| c.type_ == "PodScheduled" && c.status == "False");
+            let unscheduled =
+                status.conditions.iter().flatten().find(|c| c.type_ == "PodScheduled" && c.status == "False");
             let why = waiting
                 .or_else(|| unscheduled.and_then(|c| reason_and_message(c.reason.as_deref(), c.message.as_deref())))
                 .or(pod_reason);
@@ -133,7 +141,9 @@ impl RunPods {
     pub fn unfinished_pods(&self) -> Vec<String> {
         self.live
             .iter()
-            .filter(|(_, pod)| !matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed")))
+            .filter(|(_, pod)| {
+                !matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))
+            })
             .map(|(name, _)| name.clone())
             .collect()
     }
@@ -154,7 +164,8 @@ impl RunPods {
             _ => true,
         };
         // How a pod ended is final; only a newer pod of the index (a retry) moves the agent on.
-        let ended = self.agents[index].phase == AgentPhase::Stopped || (same_pod && self.agents[index].phase.is_final());
+        let ended =
+            self.agents[index].phase == AgentPhase::Stopped || (same_pod && self.agents[index].phase.is_final());
         if !follows || ended {
             return;
         }
@@ -202,7 +213,8 @@ impl RunPods {
     /// The relist is complete: pods that were not listed were deleted while the watch was down.
     pub fn relist_done(&mut self) {
         let Some(listed) = self.relist.take() else { return };
-        let gone: Vec<Pod> = self.live.iter().filter(|(name, _)| !listed.contains(*name)).map(|(_, pod)| pod.clone()).collect();
+        let gone: Vec<Pod> =
+            self.live.iter().filter(|(name, _)| !listed.contains(*name)).map(|(_, pod)| pod.clone()).collect();
         for pod in gone {
             self.delete(&pod);
         }

@@ -20,7 +20,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, PostParams};
 
 use super::client::{Connection, api_error, is_already_exists};
-use super::job::{DOCKER_REGISTRY_SECRET, DOCKER_USERNAME_SECRET, IPQS_SECRET, SQL_SERVER_KEYS, SQL_SERVER_SECRET, TOKEN_SECRET};
+use super::job::{
+    DOCKER_REGISTRY_SECRET, DOCKER_USERNAME_SECRET, IPQS_SECRET, SQL_SERVER_KEYS, SQL_SERVER_SECRET, TOKEN_SECRET,
+};
 use crate::infra::launcher::LaunchError;
 
 /// Docker Hub's registry key in a Docker config.
@@ -30,7 +32,7 @@ pub const DOCKER_HUB_SERVER: &str = "https://index.docker.io/v1/";
 #[derive(Clone, PartialEq)]
 pub enum SecretPlan {
     Apply {
-        secret: Secret,
+        secret: Box<Secret>,
         /// Where its content came from, for the report (names only).
         source: String,
     },
@@ -75,7 +77,7 @@ fn from_keys(name: &'static str, env: &BTreeMap<String, String>, keys: &[&str]) 
         return SecretPlan::Skip { name, reason: format!("{} not set in the .env file", missing.join(", ")) };
     }
     let data = keys.iter().map(|k| (k.to_string(), env[*k].clone().into_bytes())).collect();
-    SecretPlan::Apply { secret: secret(name, None, data), source: keys.join(", ") }
+    SecretPlan::Apply { secret: Box::new(secret(name, None, data)), source: keys.join(", ") }
 }
 
 fn registry_secret(env: &BTreeMap<String, String>, env_dir: &Path) -> Result<SecretPlan, String> {
@@ -108,7 +110,7 @@ fn registry_secret(env: &BTreeMap<String, String>, env_dir: &Path) -> Result<Sec
     }
     let data = BTreeMap::from([(".dockerconfigjson".to_string(), json.into_bytes())]);
     Ok(SecretPlan::Apply {
-        secret: secret(DOCKER_REGISTRY_SECRET, Some("kubernetes.io/dockerconfigjson"), data),
+        secret: Box::new(secret(DOCKER_REGISTRY_SECRET, Some("kubernetes.io/dockerconfigjson"), data)),
         source,
     })
 }

@@ -80,7 +80,11 @@ crate::infra::launcher::conformance::launcher_suite!(kube_launcher, |fixture: La
 });
 
 /// Polls `agents` until `check` holds for the whole list.
-async fn agents_until(launcher: &KubeLauncher, run_id: Uuid, check: impl Fn(&[AgentStatus]) -> bool) -> Vec<AgentStatus> {
+async fn agents_until(
+    launcher: &KubeLauncher,
+    run_id: Uuid,
+    check: impl Fn(&[AgentStatus]) -> bool,
+) -> Vec<AgentStatus> {
     let started = Instant::now();
     loop {
         let agents = launcher.agents(run_id).await.expect("agents");

@@ -253,7 +253,10 @@ fn context_comes_from_the_seed_variables() {
     assert!(ctx.missing().is_empty());
 
     let bare = KubeContext::from_settings(&Settings::from_vars(Vars::default(), Vec::new(), None).unwrap());
-    assert_eq!((bare.distrib, bare.namespace.as_str(), bare.registry.as_str()), (Distrib::Kube, "default", "armadasvc"));
+    assert_eq!(
+        (bare.distrib, bare.namespace.as_str(), bare.registry.as_str()),
+        (Distrib::Kube, "default", "armadasvc")
+    );
     assert_eq!(bare.missing(), ["REDIS_HOST", "RABBITMQ_URL", "BACKEND_URL"]);
     assert!(bare.token_secret.is_none());
 }

@@ -1,8 +1,8 @@
 //! Pods read as agents, and a run's state under watch events, without a cluster.
 
 use k8s_openapi::api::core::v1::{
-    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus, PodCondition,
-    PodStatus,
+    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus,
+    PodCondition, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -23,7 +23,11 @@ fn pod(name: &str, index: usize, created: i64, phase: &str, state: ContainerStat
         spec: None,
         status: Some(PodStatus {
             phase: Some(phase.into()),
-            container_statuses: Some(vec![ContainerStatus { name: "agent".into(), state: Some(state), ..Default::default() }]),
+            container_statuses: Some(vec![ContainerStatus {
+                name: "agent".into(),
+                state: Some(state),
+                ..Default::default()
+            }]),
             ..Default::default()
         }),
     }

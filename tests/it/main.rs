@@ -6,6 +6,7 @@ mod support;
 
 mod backend;
 mod clients;
+mod deploy;
 mod kube;
 mod platform;
 mod worker;

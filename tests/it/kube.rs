@@ -6,7 +6,7 @@
 //! `support::kube_process`: it needs `armada agent`, which is not built yet.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use armada::infra::launcher::kube::job::{SQL_SERVER_KEYS, SQL_SERVER_SECRET};
 use armada::infra::launcher::kube::{KubeContext, KubeLauncher, agent_job, connect_with_kubeconfig};
@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::support::kube_api::{KubeApi, scripts};
 use crate::support::kube_process::process_script;
-use crate::support::run_armada;
+use crate::support::{eventually, run_armada};
 
 const RUN_ID: &str = "00000000-0000-4000-8000-000000000000";
 const NS: &str = "armada";
@@ -213,15 +213,14 @@ async fn agents_until(
     run_id: Uuid,
     check: impl Fn(&[AgentStatus]) -> bool,
 ) -> Vec<AgentStatus> {
-    let started = Instant::now();
-    loop {
-        let agents = launcher.agents(run_id).await.expect("agents");
-        if check(&agents) {
-            return agents;
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "agents still {agents:#?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut agents = Vec::new();
+    let held = eventually(Duration::from_secs(30), async || {
+        agents = launcher.agents(run_id).await.expect("agents");
+        check(&agents)
+    })
+    .await;
+    assert!(held, "agents still {agents:#?}");
+    agents
 }
 
 #[tokio::test]
@@ -264,9 +263,8 @@ async fn stopping_a_run_terminates_its_agent_processes() {
     launcher.launch(&LaunchSpec::new(run_id, 3)).await.unwrap();
     agents_until(&launcher, run_id, |a| a.iter().all(|a| a.phase == AgentPhase::Running)).await;
     assert!(
-        crate::support::eventually(Duration::from_secs(10), async || (0..3)
-            .all(|i| work.path().join(format!("agent-{i}")).exists()))
-        .await
+        eventually(Duration::from_secs(10), async || (0..3).all(|i| work.path().join(format!("agent-{i}")).exists()))
+            .await
     );
     launcher.stop(run_id).await.unwrap();
     let agents = launcher.agents(run_id).await.unwrap();

@@ -2,12 +2,8 @@
 //! the environment Kubernetes would give the container (`POD_INDEX` from the completion-index
 //! annotation, `JOB_COMPLETION_INDEX`, the Job's env with Secrets resolved).
 //!
-//! ```ignore
-//! // What the end-to-end test does once `armada agent` exists: the Job's own command.
-//! let api = KubeApi::start(process_script(|run| {
-//!     ChildSpec::new(env!("CARGO_BIN_EXE_armada"), workdir).args(&run.command[1..])
-//! })).await;
-//! ```
+//! The end-to-end test of a run through the Kubernetes launcher starts the stand-in with
+//! [`armada_pods`]: each pod runs the Job's own command (`armada agent`) with this build's binary.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -65,7 +61,13 @@ pub fn process_script(child: impl Fn(&PodRun) -> ChildSpec + Send + Sync + 'stat
     })
 }
 
-/// The `armada` binary cargo built for these tests.
-pub fn armada_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_armada"))
+/// Pods that run the Job's own command (`armada agent`) with this build's `armada` binary, each
+/// in `workdir/agent-{index}`, with the pod's environment (`RUN_ID`, `POD_INDEX`, Redis,
+/// RabbitMQ, backend, …): the end-to-end run of a project through the Kubernetes launcher.
+pub fn armada_pods(workdir: PathBuf) -> PodScript {
+    process_script(move |run| {
+        let dir = workdir.join(format!("agent-{}", run.index));
+        std::fs::create_dir_all(&dir).expect("agent working directory");
+        ChildSpec::new(env!("CARGO_BIN_EXE_armada"), dir).args(run.command.iter().skip(1))
+    })
 }

@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use uuid::Uuid;
@@ -14,7 +13,7 @@ use super::job::tests::{context, spec};
 use super::job::{SQL_SERVER_KEYS, SQL_SERVER_SECRET};
 use super::kube_api::{KubeApi, PodScript, script, scripts};
 use super::*;
-use crate::infra::launcher::conformance::{AgentBehaviour, FAILURE_DETAIL, LauncherFixture};
+use crate::infra::launcher::conformance::{AgentBehaviour, FAILURE_DETAIL, LauncherFixture, eventually_agents};
 use crate::infra::launcher::{AgentPhase, LaunchError};
 
 const NS: &str = "armada";
@@ -85,15 +84,7 @@ async fn agents_until(
     run_id: Uuid,
     check: impl Fn(&[AgentStatus]) -> bool,
 ) -> Vec<AgentStatus> {
-    let started = Instant::now();
-    loop {
-        let agents = launcher.agents(run_id).await.expect("agents");
-        if check(&agents) {
-            return agents;
-        }
-        assert!(started.elapsed() < Duration::from_secs(20), "agents still {agents:#?}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    eventually_agents(launcher, run_id, "agents", check).await
 }
 
 fn all(phase: AgentPhase) -> impl Fn(&[AgentStatus]) -> bool {

@@ -9,7 +9,9 @@
 //!
 //! The orchestrator's Role allows create/delete on Jobs and get/list/watch/delete on pods, so
 //! the launcher never reads Jobs back: it watches the Job's pods (label
-//! `batch.kubernetes.io/job-name`) and keeps each run's agents in memory.
+//! `batch.kubernetes.io/job-name`) and keeps each run's agents in memory. As the trait asks,
+//! `shutdown` stops every run it launched (deletes their Jobs): agents do not outlive the
+//! orchestrator that watches their run.
 
 pub mod access;
 pub mod client;

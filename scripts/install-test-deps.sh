@@ -9,7 +9,7 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need+=(rabbitmq-server)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
-# The agent creates a virtualenv for projects with a requirements.txt (python3 -m venv).
+# Virtualenvs (agents' requirements.txt, scripts/test-deploy.sh) need ensurepip and venv, which Debian ships apart.
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 command -v node >/dev/null 2>&1 || need+=(nodejs npm)
 

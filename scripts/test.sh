@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: formatting, lints, unit and integration tests (with real Redis and
-# RabbitMQ started by the tests themselves on loopback), and the browser tests.
+# RabbitMQ started by the tests themselves on loopback), the deployment files' checks, and the
+# browser tests.
 # Installs what it needs first (Debian packages via apt-get, npm packages locally).
 # Usage: ./scripts/test.sh            (everything)
 #        SKIP_INSTALL=1 ./scripts/test.sh   (assume the packages are already there)
@@ -26,6 +27,9 @@ cargo clippy --all-targets --locked -- -D warnings
 
 step "cargo test"
 cargo test --locked --all-targets
+
+step "deploy checks: Helm chart, agent Job, Dockerfile, docker-compose.yml (scripts/test-deploy.sh)"
+./scripts/test-deploy.sh
 
 if [ -d tests/browser ]; then
   step "browser tests"

@@ -4,6 +4,7 @@
 mod agent;
 mod bench;
 mod import;
+mod kube;
 mod migrate;
 mod serve;
 mod workbench;
@@ -51,6 +52,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Fill the providers' inventory from a CSV file (all or nothing; duplicates skipped).
     Import(import::ImportArgs),
+    /// Kubernetes: print a run's agent Job, provision the Secrets, check the Role.
+    Kube(kube::KubeArgs),
 }
 
 /// Errors that mean "fix your configuration", exit code 2.
@@ -84,12 +87,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Workbench(args) => workbench::run(args, cli.log_format).await,
         Command::Bench(args) => bench::run(args, cli.log_format).await,
         Command::Import(args) => import::run(args, cli.log_format).await,
+        Command::Kube(args) => kube::run(args, cli.log_format).await,
     }
 }
 
 fn is_config_error(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
-        cause.is::<ConfigError>() || cause.is::<SettingsError>() || cause.is::<crate::roles::UnknownRole>()
+        cause.is::<ConfigError>()
+            || cause.is::<SettingsError>()
+            || cause.is::<crate::roles::UnknownRole>()
+            || matches!(cause.downcast_ref(), Some(crate::infra::launcher::LaunchError::Invalid(_)))
     })
 }
 

@@ -14,6 +14,8 @@
 #![allow(dead_code)]
 
 pub mod agents;
+pub mod kube_api;
+pub mod kube_process;
 pub mod proxy;
 
 use std::net::SocketAddr;
@@ -290,4 +292,32 @@ pub async fn eventually(within: Duration, mut check: impl AsyncFnMut() -> bool) 
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+/// What a run of the `armada` binary printed and how it exited.
+#[derive(Debug)]
+pub struct BinOutput {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the real `armada` binary in `dir` with `args`, only the safe inherited variables
+/// (`armada::process`) plus `env`, and no standard input.
+pub async fn run_armada(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> BinOutput {
+    use tokio::io::AsyncReadExt;
+    let spec = env
+        .iter()
+        .fold(armada::process::ChildSpec::new(env!("CARGO_BIN_EXE_armada"), dir).args(args), |spec, (name, value)| {
+            spec.env(name, value)
+        });
+    let mut child = spec.spawn().expect("start armada");
+    let (mut out, mut err) = (child.take_stdout().expect("stdout"), child.take_stderr().expect("stderr"));
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    let (read_out, read_err) = tokio::join!(out.read_to_string(&mut stdout), err.read_to_string(&mut stderr));
+    read_out.expect("read stdout");
+    read_err.expect("read stderr");
+    let status =
+        tokio::time::timeout(Duration::from_secs(60), child.wait()).await.expect("armada exits").expect("wait");
+    BinOutput { code: status.code, stdout, stderr }
 }

@@ -98,7 +98,7 @@ pub(crate) use launcher_suite;
 const PATIENCE: Duration = Duration::from_secs(30);
 
 /// Polls `agents` until `check` holds for the whole list; returns that list.
-async fn eventually_agents(
+pub(crate) async fn eventually_agents(
     launcher: &dyn Launcher,
     run_id: Uuid,
     what: &str,

@@ -15,6 +15,7 @@ use crate::clients::{BackendClient, HttpBackend, InProcessBackend};
 use crate::health::Dependency;
 use crate::infra::launcher::Launcher;
 use crate::infra::launcher::in_process::{AgentEntry, InProcessLauncher};
+use crate::infra::launcher::kube::KubeLauncher;
 use crate::infra::{broker, config_store};
 use crate::records::Records;
 use crate::settings::{LauncherSettings, Settings, SettingsError};
@@ -73,7 +74,11 @@ impl Orchestrator {
                     Arc::new(InProcessLauncher::new(entry))
                 }
                 LauncherSettings::Process => return Err(not_built("local (child agent processes)").into()),
-                LauncherSettings::Kube { .. } => return Err(not_built("distant (Kubernetes)").into()),
+                LauncherSettings::Kube { .. } => Arc::new(
+                    KubeLauncher::from_settings(settings)
+                        .await
+                        .context("failed to set up the Kubernetes launcher (PLATFORM=distant)")?,
+                ),
             },
         };
         let mut dependencies = vec![

@@ -144,8 +144,10 @@ async fn lock(client: &mut Client) -> Result<(), Failure> {
         &sql::GET_APPLOCK,
         vec![Param::text(LOCK_RESOURCE), Param::text("Exclusive"), Param::text("Transaction"), Param::Int(wait_ms)],
     )?;
-    let found = rows(client, statement).await?;
-    let result = found.first().map(|row| row.try_get::<i32, _>("result")).transpose()?.flatten().unwrap_or(-999);
+    // The return code is the last result set (the procedure itself returns none).
+    let results = statement.into_query().query(client).await?.into_results().await?;
+    let row = results.iter().flatten().find(|row| row.columns().iter().any(|c| c.name() == "result"));
+    let result = row.map(|row| row.try_get::<i32, _>("result")).transpose()?.flatten().unwrap_or(-999);
     if result < 0 {
         return Err(StoreError::Unavailable(format!(
             "could not take the migration lock {LOCK_RESOURCE} within {LOCK_WAIT:?} (sp_getapplock returned {result}): \
@@ -318,5 +320,4 @@ pub(super) fn split_batches(sql: &str) -> Result<Vec<Batch>, String> {
 }
 
 #[cfg(test)]
-#[path = "migrate_tests.rs"]
 mod tests;

@@ -418,5 +418,4 @@ pub(super) fn initial_batches() -> Vec<String> {
 }
 
 #[cfg(test)]
-#[path = "schema_tests.rs"]
 mod tests;

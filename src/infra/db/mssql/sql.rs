@@ -250,7 +250,7 @@ sql!(
     "SELECT t.name AS table_name, i.name AS index_name, i.is_primary_key FROM sys.indexes AS i ",
     "JOIN sys.tables AS t ON t.object_id = i.object_id WHERE i.name IS NOT NULL AND t.schema_id = SCHEMA_ID() ",
     "AND t.name IN (@P1, @P2, @P3, @P4, @P5, @P6, @P7) ",
-    "UNION ALL SELECT t.name, k.name, 0 FROM sys.foreign_keys AS k JOIN sys.tables AS t ON t.object_id = k.parent_object_id ",
+    "UNION ALL SELECT t.name, k.name, CAST(0 AS BIT) FROM sys.foreign_keys AS k JOIN sys.tables AS t ON t.object_id = k.parent_object_id ",
     "WHERE t.schema_id = SCHEMA_ID() AND t.name IN (@P1, @P2, @P3, @P4, @P5, @P6, @P7)"
 );
 // Fingerprints without a digest yet, by id, @P1 at a time after id @P2.
@@ -427,5 +427,4 @@ pub(super) fn set_fingerprint_digests(rows: usize) -> Generated {
 }
 
 #[cfg(test)]
-#[path = "sql_tests.rs"]
 mod tests;

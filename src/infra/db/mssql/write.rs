@@ -12,6 +12,8 @@
 //! row each, under an update lock. Invalid items (too long, out of range) are refused before
 //! anything is sent. No item's failure is a server error, so the transaction always commits the
 //! others; an unexpected server error rolls all of it back (`XACT_ABORT ON`).
+mod lifecycle;
+mod update;
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
@@ -20,18 +22,24 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use uuid::Uuid;
 
-use super::exec::{AsyncTxBody, Failure, execute, rows};
+use super::exec::{AsyncTxBody, Failure, rows};
 use super::limits;
-use super::params::{Param, Statement, bounded, datetime2, opt_datetime2};
+use super::params::{Param, Statement, bounded, datetime2};
 use super::pool::{Client, Pool};
 use super::rows as decode;
 use super::sql::{self, InsertTarget};
-use crate::infra::db::{Applied, JobUpdate, Mutation, StoreError};
-use crate::model::{Event, Job, Output, Run, RunStatus, Timestamp, status};
+use crate::infra::db::{Applied, Mutation, StoreError};
+use crate::model::{Event, Job, Output, Run, RunStatus};
+
+pub(super) use self::lifecycle::{delete_run, finish_open_jobs};
+#[cfg(test)]
+use self::lifecycle::{delete_run_statements, finish_open_jobs_statement};
+use self::update::update;
+#[cfg(test)]
+use self::update::{check_job_update, update_event_statement, update_job_statement, update_run_statement, updated_job};
 
 /// Longest status or agent name stored (`NVARCHAR(255)`).
 const MAX_LABEL: usize = 255;
-
 pub(super) async fn apply(
     pool: &Arc<Pool>,
     batch: &[Mutation],
@@ -41,56 +49,14 @@ pub(super) async fn apply(
     }
     pool.write("apply", ApplyBatch(batch)).await
 }
-
-pub(super) async fn delete_run(pool: &Arc<Pool>, run_uuid: Uuid) -> Result<bool, StoreError> {
-    pool.write("delete_run", DeleteRun(run_uuid)).await
-}
-
-pub(super) async fn finish_open_jobs(
-    pool: &Arc<Pool>,
-    run_uuid: Uuid,
-    job_status: &str,
-    detail: &str,
-) -> Result<Vec<Job>, StoreError> {
-    bounded("job_status", job_status, MAX_LABEL)?;
-    let statement = finish_open_jobs_statement(run_uuid, job_status, detail, Timestamp::now())?;
-    let mut jobs = pool.write("finish_open_jobs", FinishOpenJobs(statement)).await?;
-    jobs.sort_by_key(|job| (job.job_index, job.job_datetime));
-    Ok(jobs)
-}
-
 struct ApplyBatch<'a>(&'a [Mutation]);
-struct DeleteRun(Uuid);
-struct FinishOpenJobs(Statement);
 
 type Results = Vec<Result<Applied, StoreError>>;
-
 impl<'c> AsyncTxBody<'c, Results> for ApplyBatch<'_> {
     fn run(&'c self, client: &'c mut Client) -> BoxFuture<'c, Result<Results, Failure>> {
         Box::pin(apply_batch(client, self.0))
     }
 }
-
-impl<'c> AsyncTxBody<'c, bool> for DeleteRun {
-    fn run(&'c self, client: &'c mut Client) -> BoxFuture<'c, Result<bool, Failure>> {
-        Box::pin(async move {
-            for statement in delete_run_statements(self.0)? {
-                execute(client, statement).await?;
-            }
-            Ok(execute(client, Statement::new(&sql::DELETE_RUN, vec![Param::uuid(self.0)])?).await? > 0)
-        })
-    }
-}
-
-impl<'c> AsyncTxBody<'c, Vec<Job>> for FinishOpenJobs {
-    fn run(&'c self, client: &'c mut Client) -> BoxFuture<'c, Result<Vec<Job>, Failure>> {
-        Box::pin(async move {
-            let found = rows(client, self.0.clone()).await?;
-            Ok(found.iter().map(decode::job).collect::<Result<Vec<_>, _>>()?)
-        })
-    }
-}
-
 /// A stretch of the batch applied by one kind of statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Segment {
@@ -340,15 +306,13 @@ fn replayed(mutation: &Mutation, stored: &tiberius::Row) -> Result<Applied, Stor
         }
     })
 }
-
-fn run_not_found(run_uuid: Uuid) -> StoreError {
+pub(super) fn run_not_found(run_uuid: Uuid) -> StoreError {
     StoreError::NotFound(format!("run {run_uuid} not found; create the run first"))
 }
 
-fn job_not_found(job_uuid: Uuid) -> StoreError {
+pub(super) fn job_not_found(job_uuid: Uuid) -> StoreError {
     StoreError::NotFound(format!("job {job_uuid} not found; create the job first"))
 }
-
 /// Why a create was neither inserted nor already stored: its parent is missing. For an output
 /// either parent may be the missing one: say which.
 async fn missing_parent(client: &mut Client, mutation: &Mutation) -> Result<StoreError, Failure> {
@@ -371,160 +335,5 @@ async fn find_run(client: &mut Client, run_uuid: Uuid) -> Result<Option<Run>, Fa
     let found = rows(client, Statement::new(&sql::FIND_RUN, vec![Param::uuid(run_uuid)])?).await?;
     Ok(found.first().map(decode::run).transpose()?)
 }
-
-/// The row under an update lock, decoded.
-async fn locked<T>(
-    client: &mut Client,
-    sql: &sql::Sql,
-    key: Uuid,
-    decode: fn(&tiberius::Row) -> Result<T, StoreError>,
-) -> Result<Option<T>, Failure> {
-    let found = rows(client, Statement::new(sql, vec![Param::uuid(key)])?).await?;
-    Ok(found.first().map(decode).transpose()?)
-}
-
-/// One update, read-modify-write as on SQLite: a repeated identical update changes nothing.
-async fn update(client: &mut Client, mutation: &Mutation) -> Result<Result<Applied, StoreError>, Failure> {
-    match mutation {
-        Mutation::UpdateRun { run_uuid, run_status, run_detail } => {
-            let Some(current) = locked(client, &sql::LOCK_RUN, *run_uuid, decode::run).await? else {
-                return Ok(Err(run_not_found(*run_uuid)));
-            };
-            let mut next = current.clone();
-            next.run_status = Some(*run_status);
-            if let Some(detail) = run_detail {
-                next.run_detail = Some(detail.clone());
-            }
-            if run_status.is_final() && next.run_finished.is_none() {
-                next.run_finished = Some(Timestamp::now());
-            }
-            if next == current {
-                return Ok(Ok(Applied::Run { run: current, changed: false }));
-            }
-            execute(client, update_run_statement(&next)?).await?;
-            Ok(Ok(Applied::Run { run: next, changed: true }))
-        }
-        Mutation::UpdateJob(update) => {
-            if let Err(e) = check_job_update(update) {
-                return Ok(Err(e));
-            }
-            let Some(current) = locked(client, &sql::LOCK_JOB, update.job_uuid, decode::job).await? else {
-                return Ok(Err(job_not_found(update.job_uuid)));
-            };
-            let next = updated_job(&current, update);
-            if next == current {
-                return Ok(Ok(Applied::Job { job: current, changed: false }));
-            }
-            execute(client, update_job_statement(&next)?).await?;
-            Ok(Ok(Applied::Job { job: next, changed: true }))
-        }
-        Mutation::UpdateEvent { event_uuid, event_status } => {
-            if let Err(e) = bounded("event_status", event_status, MAX_LABEL) {
-                return Ok(Err(e));
-            }
-            let Some(mut event) = locked(client, &sql::LOCK_EVENT, *event_uuid, decode::event).await? else {
-                return Ok(Err(StoreError::NotFound(format!("event {event_uuid} not found"))));
-            };
-            if event.event_status == *event_status {
-                return Ok(Ok(Applied::Event { event, changed: false }));
-            }
-            execute(client, update_event_statement(*event_uuid, event_status)?).await?;
-            event.event_status = event_status.clone();
-            Ok(Ok(Applied::Event { event, changed: true }))
-        }
-        create => Ok(Err(StoreError::Invalid(format!("internal error: {create:?} is not an update")))),
-    }
-}
-
-fn check_job_update(update: &JobUpdate) -> Result<(), StoreError> {
-    if let Some(value) = &update.job_status {
-        bounded("job_status", value, MAX_LABEL)?;
-    }
-    if let Some(value) = &update.job_associated_agent {
-        bounded("job_associated_agent", value, MAX_LABEL)?;
-    }
-    opt_datetime2("job_finished", update.job_finished).map(drop)
-}
-
-/// `current` with the fields the update names.
-fn updated_job(current: &Job, update: &JobUpdate) -> Job {
-    let mut next = current.clone();
-    if let Some(value) = &update.job_status {
-        next.job_status = value.clone();
-    }
-    if let Some(value) = &update.job_associated_agent {
-        next.job_associated_agent = value.clone();
-    }
-    if let Some(value) = update.job_attempts {
-        next.job_attempts = Some(value);
-    }
-    if let Some(value) = &update.job_detail {
-        next.job_detail = Some(value.clone());
-    }
-    if let Some(value) = update.job_finished {
-        next.job_finished = Some(value);
-    }
-    next
-}
-
-fn update_run_statement(run: &Run) -> Result<Statement, StoreError> {
-    Statement::new(
-        &sql::UPDATE_RUN,
-        vec![
-            Param::opt_text(run.run_status.map(RunStatus::as_str)),
-            Param::opt_text(run.run_detail.as_deref()),
-            Param::opt_datetime(opt_datetime2("run_finished", run.run_finished)?),
-            Param::uuid(run.run_uuid),
-        ],
-    )
-}
-
-fn update_job_statement(job: &Job) -> Result<Statement, StoreError> {
-    Statement::new(
-        &sql::UPDATE_JOB,
-        vec![
-            Param::text(job.job_status.as_str()),
-            Param::text(job.job_associated_agent.as_str()),
-            Param::opt_bigint(job.job_attempts),
-            Param::opt_text(job.job_detail.as_deref()),
-            Param::opt_datetime(opt_datetime2("job_finished", job.job_finished)?),
-            Param::uuid(job.job_uuid),
-        ],
-    )
-}
-
-fn update_event_statement(event_uuid: Uuid, event_status: &str) -> Result<Statement, StoreError> {
-    Statement::new(&sql::UPDATE_EVENT, vec![Param::text(event_status), Param::uuid(event_uuid)])
-}
-
-/// Children before the run itself (which `DeleteRun` deletes last, to learn whether it existed).
-fn delete_run_statements(run_uuid: Uuid) -> Result<Vec<Statement>, StoreError> {
-    [&sql::DELETE_RUN_LOGS, &sql::DELETE_RUN_EVENTS, &sql::DELETE_RUN_OUTPUTS, &sql::DELETE_RUN_JOBS]
-        .into_iter()
-        .map(|statement| Statement::new(statement, vec![Param::uuid(run_uuid)]))
-        .collect()
-}
-
-fn finish_open_jobs_statement(
-    run_uuid: Uuid,
-    job_status: &str,
-    detail: &str,
-    now: Timestamp,
-) -> Result<Statement, StoreError> {
-    Statement::new(
-        &sql::FINISH_OPEN_JOBS,
-        vec![
-            Param::text(job_status),
-            Param::text(detail),
-            Param::datetime(datetime2("job_finished", now)?),
-            Param::uuid(run_uuid),
-            Param::text(status::FINAL[0]),
-            Param::text(status::FINAL[1]),
-            Param::text(status::FINAL[2]),
-        ],
-    )
-}
-
 #[cfg(test)]
-#[path = "write_tests.rs"]
 mod tests;

@@ -22,7 +22,7 @@ fn the_initial_migration_is_exactly_the_described_schema() {
 
 #[test]
 fn every_table_of_the_sqlite_schema_has_the_same_columns_here() {
-    let sqlite = include_str!("../../../../migrations/sqlite/0001_initial.sql");
+    let sqlite = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite/0001_initial.sql"));
     for table in &TABLES {
         let start = sqlite.find(&format!("CREATE TABLE {} (", table.name)).expect("table in the SQLite schema");
         let body = &sqlite[start..start + sqlite[start..].find(");").expect("end of table")];

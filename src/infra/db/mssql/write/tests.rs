@@ -2,7 +2,8 @@
 //! binds exactly as many values as its SQL has placeholders.
 
 use super::*;
-use crate::infra::db::{NewEvent, NewJob, NewLogChunk, NewOutput, NewRun};
+use crate::infra::db::{JobUpdate, NewEvent, NewJob, NewLogChunk, NewOutput, NewRun};
+use crate::model::{Timestamp, status};
 
 fn ts(raw: &str) -> Timestamp {
     Timestamp::parse(raw).expect("timestamp")

@@ -1,6 +1,7 @@
 //! The adoption planner, from catalog descriptions of original databases.
 
 use super::*;
+use crate::infra::db::mssql::schema::SqlType;
 
 fn column(name: &str, type_name: &str, max_length: i16) -> CatalogColumn {
     CatalogColumn {

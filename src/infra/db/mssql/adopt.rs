@@ -8,11 +8,13 @@
 //!    the offending value, when a uuid or datetime does not convert, a text is too long for its
 //!    column, a required value is missing, a key is duplicated, or a row refers to a missing
 //!    parent (an event whose job does not exist);
+
 //! 2. per table: fills missing statuses and agent names with the API's defaults, converts
 //!    columns to their types (text uuids → `UNIQUEIDENTIFIER`, `DATETIME` → `DATETIME2(6)`,
 //!    `event_content` widened to `NVARCHAR(MAX)`, …), adds the missing columns (`seq` identity,
 //!    `output_uuid` filled with `NEWID()`, the lifecycle columns as NULL, fingerprints' digests
 //!    computed here) and the defaults;
+
 //! 3. adds primary keys and unique keys, creates the tables the original lacked
 //!    (`armada_job_logs`, and any other missing one), then the foreign keys and indexes.
 //!

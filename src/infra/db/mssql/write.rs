@@ -12,6 +12,7 @@
 //! row each, under an update lock. Invalid items (too long, out of range) are refused before
 //! anything is sent. No item's failure is a server error, so the transaction always commits the
 //! others; an unexpected server error rolls all of it back (`XACT_ABORT ON`).
+
 mod lifecycle;
 mod update;
 
@@ -40,6 +41,7 @@ use self::update::{check_job_update, update_event_statement, update_job_statemen
 
 /// Longest status or agent name stored (`NVARCHAR(255)`).
 const MAX_LABEL: usize = 255;
+
 pub(super) async fn apply(
     pool: &Arc<Pool>,
     batch: &[Mutation],
@@ -49,14 +51,17 @@ pub(super) async fn apply(
     }
     pool.write("apply", ApplyBatch(batch)).await
 }
+
 struct ApplyBatch<'a>(&'a [Mutation]);
 
 type Results = Vec<Result<Applied, StoreError>>;
+
 impl<'c> AsyncTxBody<'c, Results> for ApplyBatch<'_> {
     fn run(&'c self, client: &'c mut Client) -> BoxFuture<'c, Result<Results, Failure>> {
         Box::pin(apply_batch(client, self.0))
     }
 }
+
 /// A stretch of the batch applied by one kind of statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Segment {
@@ -306,6 +311,7 @@ fn replayed(mutation: &Mutation, stored: &tiberius::Row) -> Result<Applied, Stor
         }
     })
 }
+
 pub(super) fn run_not_found(run_uuid: Uuid) -> StoreError {
     StoreError::NotFound(format!("run {run_uuid} not found; create the run first"))
 }
@@ -313,6 +319,7 @@ pub(super) fn run_not_found(run_uuid: Uuid) -> StoreError {
 pub(super) fn job_not_found(job_uuid: Uuid) -> StoreError {
     StoreError::NotFound(format!("job {job_uuid} not found; create the job first"))
 }
+
 /// Why a create was neither inserted nor already stored: its parent is missing. For an output
 /// either parent may be the missing one: say which.
 async fn missing_parent(client: &mut Client, mutation: &Mutation) -> Result<StoreError, Failure> {
@@ -335,5 +342,6 @@ async fn find_run(client: &mut Client, run_uuid: Uuid) -> Result<Option<Run>, Fa
     let found = rows(client, Statement::new(&sql::FIND_RUN, vec![Param::uuid(run_uuid)])?).await?;
     Ok(found.first().map(decode::run).transpose()?)
 }
+
 #[cfg(test)]
 mod tests;

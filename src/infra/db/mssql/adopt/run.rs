@@ -18,7 +18,8 @@ use crate::infra::db::mssql::sql::{self, Generated};
 /// `fingerprint_sha256` as the importer computes it: hex sha256 of
 /// `antibot_vendor \n website \n data \n collecting_date` (absent values empty, `data` as compact
 /// JSON when it parses, the date in microseconds), so importing a fingerprint already adopted
-/// finds it a duplicate.
+/// finds it a duplicate. This is `inventory::NewFingerprint::digest` of the providers' work; once
+/// both are merged, call that one instead of keeping this copy.
 pub(super) fn fingerprint_digest(
     vendor: Option<&str>,
     website: Option<&str>,

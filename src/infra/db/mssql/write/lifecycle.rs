@@ -33,6 +33,7 @@ pub(in crate::infra::db::mssql) async fn finish_open_jobs(
 }
 
 struct DeleteRun(Uuid);
+
 struct FinishOpenJobs(Statement);
 
 impl<'c> AsyncTxBody<'c, bool> for DeleteRun {

@@ -69,10 +69,13 @@ pub(super) fn is_connection_error(error: &tiberius::error::Error) -> bool {
     matches!(error, Error::Io { .. } | Error::Protocol(_) | Error::Tls(_) | Error::Routing { .. })
 }
 
-/// True when the server rolled our transaction back and asks for a retry: chosen as a deadlock
-/// victim (1205), or a snapshot update conflict (3960).
+/// True when trying again on a fresh connection is likely to work: the connection broke (but
+/// not because the server was too slow: repeating a timed-out statement only doubles the wait),
+/// or the server rolled our transaction back and asks for a retry (chosen as a deadlock victim,
+/// 1205, or a snapshot update conflict, 3960).
 pub(super) fn is_retryable(error: &tiberius::error::Error) -> bool {
-    is_connection_error(error) || is_transient(error.code())
+    let timed_out = matches!(error, tiberius::error::Error::Io { kind: std::io::ErrorKind::TimedOut, .. });
+    (is_connection_error(error) && !timed_out) || is_transient(error.code())
 }
 
 fn is_transient(server_code: Option<u32>) -> bool {
@@ -276,6 +279,8 @@ mod tests {
         use tiberius::error::Error;
         assert!(is_retryable(&Error::Io { kind: std::io::ErrorKind::ConnectionReset, message: "reset".into() }));
         assert!(is_retryable(&Error::Protocol("desync".into())));
+        let slow = Error::Io { kind: std::io::ErrorKind::TimedOut, message: "no answer".into() };
+        assert!(is_connection_error(&slow) && !is_retryable(&slow), "discarded, not repeated");
         assert!(!is_retryable(&Error::Conversion("bad value".into())));
         assert!(is_transient(Some(1205)), "deadlock victim");
         assert!(is_transient(Some(3960)), "snapshot update conflict");

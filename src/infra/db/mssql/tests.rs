@@ -109,11 +109,8 @@ pub(crate) async fn live_store() -> Option<TestStore> {
 
 store_suite!(mssql_store, live_store());
 
-/// `db::open` picks SQL Server for `DatabaseSettings::Mssql` (no server needed: nothing listens).
-#[tokio::test]
-async fn open_selects_sql_server_and_reports_where_it_failed() {
-    let port = crate::infra::testing::free_port();
-    let settings = MssqlSettings {
+fn unreachable_settings(port: u16) -> MssqlSettings {
+    MssqlSettings {
         host: "127.0.0.1".into(),
         port,
         database: "armada".into(),
@@ -123,11 +120,26 @@ async fn open_selects_sql_server_and_reports_where_it_failed() {
         pool_size: 2,
         connect_timeout: Duration::from_secs(2),
         command_timeout: Duration::from_secs(5),
-    };
+    }
+}
+
+/// `db::open` picks SQL Server for `DatabaseSettings::Mssql` (no server needed: nothing listens).
+#[tokio::test]
+async fn open_selects_sql_server_and_reports_where_it_failed() {
+    let port = crate::infra::testing::free_port();
+    let settings = unreachable_settings(port);
     let Err(err) = crate::infra::db::open(&DatabaseSettings::Mssql(settings)).await else { panic!("nothing listens") };
     let text = err.to_string();
     assert!(text.contains(&format!("cannot connect to SQL Server at 127.0.0.1:{port} (database armada)")), "{text}");
     assert!(!text.contains("s3cr3t-pw"));
+}
+
+#[test]
+fn the_store_shows_its_server_and_database_never_the_password() {
+    let store = MssqlStore { pool: pool::Pool::new(&unreachable_settings(1433)) };
+    assert_eq!(store.describe(), "mssql://127.0.0.1:1433/armada");
+    let debug = format!("{store:?}");
+    assert!(debug.contains("mssql://127.0.0.1:1433/armada") && !debug.contains("s3cr3t-pw"), "{debug}");
 }
 
 /// Runs a live test body, or says it was skipped.

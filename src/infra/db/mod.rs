@@ -8,6 +8,7 @@
 
 #[cfg(test)]
 pub(crate) mod conformance;
+pub mod effects;
 pub mod mssql;
 pub mod sqlite;
 

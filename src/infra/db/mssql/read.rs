@@ -12,6 +12,7 @@ use super::pool::Pool;
 use super::rows::{self as decode};
 use super::sql::{self, Sql};
 use crate::infra::db::StoreError;
+use crate::infra::db::effects::LogTail;
 use crate::model::{AgentSummary, Event, Job, Output, Page, PageRequest, Run, status};
 
 type Decode<T> = fn(&tiberius::Row) -> Result<T, StoreError>;
@@ -183,37 +184,22 @@ fn log_chunks_statement(job_uuid: Uuid, before_seq: i64) -> Result<Statement, St
 /// Reads chunks newest first, a few at a time, until `max_bytes` (of UTF-8) are gathered, so a
 /// huge log costs no more than the part returned.
 pub(super) async fn job_logs(pool: &Arc<Pool>, job_uuid: Uuid, max_bytes: usize) -> Result<String, StoreError> {
-    let mut newest_first = Vec::new();
-    let mut budget = max_bytes;
+    let mut log = LogTail::new(max_bytes);
     let mut before = i64::MAX;
-    'reading: while budget > 0 {
+    while log.wants_more() {
         let found = pool.read(log_chunks_statement(job_uuid, before)?).await?;
         for row in &found {
-            before = decode::bigint(row, "seq")?;
-            let text = decode::text(row, "text")?;
-            if text.len() <= budget {
-                budget -= text.len();
-                newest_first.push(text);
-            } else {
-                newest_first.push(tail(&text, budget).to_string());
-                break 'reading;
+            if !log.wants_more() {
+                break;
             }
+            before = decode::bigint(row, "seq")?;
+            log.push(decode::text(row, "text")?);
         }
         if found.len() < LOG_CHUNKS_PER_READ as usize {
             break;
         }
     }
-    newest_first.reverse();
-    Ok(newest_first.concat())
-}
-
-/// The last `max_bytes` (or fewer, to stay on a character boundary) of `text`.
-fn tail(text: &str, max_bytes: usize) -> &str {
-    let mut start = text.len().saturating_sub(max_bytes);
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    &text[start..]
+    Ok(log.finish())
 }
 
 #[cfg(test)]
@@ -243,12 +229,5 @@ mod tests {
         for sql in [&sql::FIND_RUN, &sql::FIND_JOB, &sql::COUNT_JOBS_BY_STATUS] {
             Statement::new(sql, vec![Param::uuid(id)]).expect("one key");
         }
-    }
-
-    #[test]
-    fn tail_keeps_the_end_on_a_char_boundary() {
-        assert_eq!(tail("hello", 3), "llo");
-        assert_eq!(tail("héllo", 4), "llo");
-        assert_eq!(tail("hé", 1), "");
     }
 }

@@ -30,14 +30,14 @@ use super::pool::{Client, Pool};
 use super::rows as decode;
 use super::sql::{self, InsertTarget};
 use crate::infra::db::{Applied, Mutation, StoreError};
-use crate::model::{Event, Job, Output, Run, RunStatus};
+use crate::model::{Run, RunStatus};
 
 pub(super) use self::lifecycle::{delete_run, finish_open_jobs};
 #[cfg(test)]
 use self::lifecycle::{delete_run_statements, finish_open_jobs_statement};
 use self::update::update;
 #[cfg(test)]
-use self::update::{check_job_update, update_event_statement, update_job_statement, update_run_statement, updated_job};
+use self::update::{check_job_update, update_event_statement, update_job_statement, update_run_statement};
 
 /// Longest status or agent name stored (`NVARCHAR(255)`).
 const MAX_LABEL: usize = 255;
@@ -241,52 +241,10 @@ pub(super) fn row_values(mutation: &Mutation) -> Result<(Uuid, Vec<Param>), Stor
 /// What a create stored, built from the request (as the SQLite store does).
 fn created(mutation: &Mutation) -> Result<Applied, StoreError> {
     Ok(match mutation {
-        Mutation::CreateRun(new) => Applied::Run {
-            run: Run {
-                run_uuid: new.run_uuid,
-                run_datetime: new.run_datetime,
-                run_status: new.run_status,
-                number_of_agents: new.number_of_agents,
-                number_of_jobs: new.number_of_jobs,
-                run_detail: None,
-                run_finished: None,
-            },
-            changed: true,
-        },
-        Mutation::CreateJob(new) => Applied::Job {
-            job: Job {
-                job_uuid: new.job_uuid,
-                run_uuid: new.run_uuid,
-                job_datetime: new.job_datetime,
-                job_associated_agent: new.job_associated_agent.clone(),
-                job_status: new.job_status.clone(),
-                job_index: new.job_index,
-                job_attempts: None,
-                job_detail: None,
-                job_finished: None,
-            },
-            changed: true,
-        },
-        Mutation::CreateEvent(new) => Applied::Event {
-            event: Event {
-                event_uuid: new.event_uuid,
-                event_content: new.event_content.clone(),
-                job_uuid: new.job_uuid,
-                event_datetime: new.event_datetime,
-                event_status: new.event_status.clone(),
-            },
-            changed: true,
-        },
-        Mutation::CreateOutput(new) => Applied::Output {
-            output: Output {
-                output_uuid: new.output_uuid,
-                run_uuid: new.run_uuid,
-                job_uuid: new.job_uuid,
-                data: new.data.clone(),
-                timestamp: new.timestamp,
-            },
-            changed: true,
-        },
+        Mutation::CreateRun(new) => Applied::Run { run: new.to_run(), changed: true },
+        Mutation::CreateJob(new) => Applied::Job { job: new.to_job(), changed: true },
+        Mutation::CreateEvent(new) => Applied::Event { event: new.to_event(), changed: true },
+        Mutation::CreateOutput(new) => Applied::Output { output: new.to_output(), changed: true },
         Mutation::AppendLog(chunk) => Applied::Log { job_uuid: chunk.job_uuid, changed: true },
         Mutation::UpdateRun { .. } | Mutation::UpdateJob(_) | Mutation::UpdateEvent { .. } => {
             return Err(not_a_create());

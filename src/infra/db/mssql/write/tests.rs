@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::infra::db::{JobUpdate, NewEvent, NewJob, NewLogChunk, NewOutput, NewRun};
-use crate::model::{Timestamp, status};
+use crate::model::{Job, Run, Timestamp, status};
 
 fn ts(raw: &str) -> Timestamp {
     Timestamp::parse(raw).expect("timestamp")
@@ -132,24 +132,4 @@ fn update_delete_and_finish_statements_bind_what_their_sql_declares() {
     update_event_statement(Uuid::new_v4(), status::SUCCESS).expect("update event");
     assert_eq!(delete_run_statements(run.run_uuid).expect("delete").len(), 4);
     finish_open_jobs_statement(run.run_uuid, status::CANCELLED, "run cancelled", Timestamp::now()).expect("finish");
-}
-
-#[test]
-fn a_job_update_changes_only_the_named_fields() {
-    let current = Job {
-        job_uuid: Uuid::new_v4(),
-        run_uuid: Uuid::new_v4(),
-        job_datetime: ts("2026-02-24T10:30:00"),
-        job_associated_agent: "agent-3".into(),
-        job_status: status::RUNNING.into(),
-        job_index: Some(1),
-        job_attempts: Some(1),
-        job_detail: Some("first try".into()),
-        job_finished: None,
-    };
-    let update =
-        JobUpdate { job_uuid: current.job_uuid, job_status: Some(status::SUCCESS.into()), ..JobUpdate::default() };
-    let next = updated_job(&current, &update);
-    assert_eq!(next, Job { job_status: status::SUCCESS.into(), ..current.clone() });
-    assert_eq!(updated_job(&current, &JobUpdate { job_uuid: current.job_uuid, ..JobUpdate::default() }), current);
 }

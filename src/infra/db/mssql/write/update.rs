@@ -4,13 +4,14 @@
 use uuid::Uuid;
 
 use super::{MAX_LABEL, job_not_found, run_not_found};
+use crate::infra::db::effects::updated_run;
 use crate::infra::db::mssql::exec::{Failure, execute, rows};
 use crate::infra::db::mssql::params::{Param, Statement, bounded, opt_datetime2};
 use crate::infra::db::mssql::pool::Client;
 use crate::infra::db::mssql::rows as decode;
 use crate::infra::db::mssql::sql;
 use crate::infra::db::{Applied, JobUpdate, Mutation, StoreError};
-use crate::model::{Job, Run, RunStatus, Timestamp};
+use crate::model::{Job, Run, RunStatus};
 
 /// The row under an update lock, decoded.
 async fn locked<T>(
@@ -30,14 +31,7 @@ pub(super) async fn update(client: &mut Client, mutation: &Mutation) -> Result<R
             let Some(current) = locked(client, &sql::LOCK_RUN, *run_uuid, decode::run).await? else {
                 return Ok(Err(run_not_found(*run_uuid)));
             };
-            let mut next = current.clone();
-            next.run_status = Some(*run_status);
-            if let Some(detail) = run_detail {
-                next.run_detail = Some(detail.clone());
-            }
-            if run_status.is_final() && next.run_finished.is_none() {
-                next.run_finished = Some(Timestamp::now());
-            }
+            let next = updated_run(&current, *run_status, run_detail.as_deref());
             if next == current {
                 return Ok(Ok(Applied::Run { run: current, changed: false }));
             }
@@ -51,7 +45,7 @@ pub(super) async fn update(client: &mut Client, mutation: &Mutation) -> Result<R
             let Some(current) = locked(client, &sql::LOCK_JOB, update.job_uuid, decode::job).await? else {
                 return Ok(Err(job_not_found(update.job_uuid)));
             };
-            let next = updated_job(&current, update);
+            let next = update.applied_to(&current);
             if next == current {
                 return Ok(Ok(Applied::Job { job: current, changed: false }));
             }
@@ -84,27 +78,6 @@ pub(super) fn check_job_update(update: &JobUpdate) -> Result<(), StoreError> {
         bounded("job_associated_agent", value, MAX_LABEL)?;
     }
     opt_datetime2("job_finished", update.job_finished).map(drop)
-}
-
-/// `current` with the fields the update names.
-pub(super) fn updated_job(current: &Job, update: &JobUpdate) -> Job {
-    let mut next = current.clone();
-    if let Some(value) = &update.job_status {
-        next.job_status = value.clone();
-    }
-    if let Some(value) = &update.job_associated_agent {
-        next.job_associated_agent = value.clone();
-    }
-    if let Some(value) = update.job_attempts {
-        next.job_attempts = Some(value);
-    }
-    if let Some(value) = &update.job_detail {
-        next.job_detail = Some(value.clone());
-    }
-    if let Some(value) = update.job_finished {
-        next.job_finished = Some(value);
-    }
-    next
 }
 
 pub(super) fn update_run_statement(run: &Run) -> Result<Statement, StoreError> {

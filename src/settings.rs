@@ -142,8 +142,52 @@ pub struct MssqlSettings {
     pub database: String,
     pub user: String,
     pub password: Secret,
-    /// `on` | `off` | `trust` (encrypt, trusting the server's certificate).
-    pub encrypt: String,
+    /// `SQL_SERVER_ENCRYPT` (or `?encrypt=` in the URL).
+    pub encrypt: MssqlEncrypt,
+    /// `SQL_SERVER_POOL_SIZE` (or `?pool_size=`): most connections open at once.
+    pub pool_size: u32,
+    /// `SQL_SERVER_CONNECT_TIMEOUT_SECS` (or `?connect_timeout=`): TCP connect, TLS and login,
+    /// and the longest wait for a free pooled connection.
+    pub connect_timeout: Duration,
+    /// `SQL_SERVER_COMMAND_TIMEOUT_SECS` (or `?command_timeout=`): the longest the server may
+    /// stay silent while answering one statement; the connection is then discarded.
+    pub command_timeout: Duration,
+}
+
+/// TLS to SQL Server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MssqlEncrypt {
+    /// Encrypt everything and verify the server's certificate against the system's trust store
+    /// (and its name against the host). The default.
+    #[default]
+    On,
+    /// Encrypt only the login packet (SQL Server always does), everything after it in clear.
+    Off,
+    /// Encrypt everything but accept any server certificate (self-signed development servers,
+    /// the `mcr.microsoft.com/mssql/server` image). No protection against a man in the middle.
+    Trust,
+}
+
+impl MssqlEncrypt {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::On => "on",
+            Self::Off => "off",
+            Self::Trust => "trust",
+        }
+    }
+}
+
+impl MssqlSettings {
+    pub const DEFAULT_PORT: u16 = 1433;
+    pub const DEFAULT_POOL_SIZE: u32 = 10;
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+    pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
+    /// Host, port and database: what logs and errors may say (never the user's password).
+    pub fn describe(&self) -> String {
+        format!("mssql://{}:{}/{}", self.host, self.port, self.database)
+    }
 }
 
 impl DatabaseSettings {
@@ -151,7 +195,7 @@ impl DatabaseSettings {
     pub fn describe(&self) -> String {
         match self {
             Self::Sqlite { path } => format!("sqlite:{}", path.display()),
-            Self::Mssql(m) => format!("mssql://{}:{}/{}", m.host, m.port, m.database),
+            Self::Mssql(m) => m.describe(),
         }
     }
 }
@@ -435,27 +479,65 @@ fn database_settings(vars: &Vars) -> Result<DatabaseSettings, SettingsError> {
                 message: format!("SQL Server also needs {}", missing.join(", ")),
             });
         }
-        let (host, port) = split_host_port(host, 1433);
+        let (host, port) = split_host_port(host, MssqlSettings::DEFAULT_PORT);
         return Ok(DatabaseSettings::Mssql(MssqlSettings {
             host,
             port: vars.parse("SQL_SERVER_PORT", port)?,
             database: vars.get("SQL_SERVER_DB").unwrap_or_default().to_string(),
             user: vars.get("SQL_SERVER_USER").unwrap_or_default().to_string(),
             password: Secret::new(vars.get("SQL_SERVER_PASSWORD").unwrap_or_default()),
-            encrypt: mssql_encrypt(vars.get("SQL_SERVER_ENCRYPT"))?,
+            encrypt: mssql_encrypt("SQL_SERVER_ENCRYPT", vars.get("SQL_SERVER_ENCRYPT"))?,
+            pool_size: mssql_pool_size("SQL_SERVER_POOL_SIZE", vars.get("SQL_SERVER_POOL_SIZE"))?,
+            connect_timeout: mssql_seconds(
+                "SQL_SERVER_CONNECT_TIMEOUT_SECS",
+                vars.get("SQL_SERVER_CONNECT_TIMEOUT_SECS"),
+                MssqlSettings::DEFAULT_CONNECT_TIMEOUT,
+            )?,
+            command_timeout: mssql_seconds(
+                "SQL_SERVER_COMMAND_TIMEOUT_SECS",
+                vars.get("SQL_SERVER_COMMAND_TIMEOUT_SECS"),
+                MssqlSettings::DEFAULT_COMMAND_TIMEOUT,
+            )?,
         }));
     }
     Ok(DatabaseSettings::Sqlite { path: PathBuf::from("armada.db") })
 }
 
-fn mssql_encrypt(raw: Option<&str>) -> Result<String, SettingsError> {
-    match raw.map(str::to_ascii_lowercase).as_deref() {
-        None => Ok("on".into()),
-        Some(v @ ("on" | "off" | "trust")) => Ok(v.to_string()),
+fn mssql_encrypt(key: &str, raw: Option<&str>) -> Result<MssqlEncrypt, SettingsError> {
+    match raw.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("on" | "true" | "yes") => Ok(MssqlEncrypt::On),
+        Some("off" | "false" | "no") => Ok(MssqlEncrypt::Off),
+        Some("trust") => Ok(MssqlEncrypt::Trust),
         Some(other) => Err(SettingsError::Invalid {
-            key: "SQL_SERVER_ENCRYPT".into(),
+            key: key.into(),
             value: other.into(),
-            message: "expected on, off or trust".into(),
+            message: "expected on (encrypt, verify the certificate), off (encrypt the login only) or trust \
+                      (encrypt, accept any certificate)"
+                .into(),
+        }),
+    }
+}
+
+fn mssql_pool_size(key: &str, raw: Option<&str>) -> Result<u32, SettingsError> {
+    let Some(raw) = raw else { return Ok(MssqlSettings::DEFAULT_POOL_SIZE) };
+    match raw.trim().parse::<u32>() {
+        Ok(size @ 1..=1000) => Ok(size),
+        _ => Err(SettingsError::Invalid {
+            key: key.into(),
+            value: raw.into(),
+            message: "expected a number of connections from 1 to 1000".into(),
+        }),
+    }
+}
+
+fn mssql_seconds(key: &str, raw: Option<&str>, default: Duration) -> Result<Duration, SettingsError> {
+    let Some(raw) = raw else { return Ok(default) };
+    match raw.trim().parse::<u64>() {
+        Ok(secs @ 1..=3600) => Ok(Duration::from_secs(secs)),
+        _ => Err(SettingsError::Invalid {
+            key: key.into(),
+            value: raw.into(),
+            message: "expected a number of seconds from 1 to 3600".into(),
         }),
     }
 }
@@ -474,20 +556,29 @@ fn parse_mssql_url(url: &str) -> Result<MssqlSettings, SettingsError> {
     if database.is_empty() {
         return Err(invalid("missing /DATABASE"));
     }
-    let (host, port) = split_host_port(hostport, 1433);
-    let encrypt = query
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("encrypt="))
-        .map(|v| mssql_encrypt(Some(v)))
-        .transpose()?
-        .unwrap_or_else(|| "on".into());
+    let (host, port) = split_host_port(hostport, MssqlSettings::DEFAULT_PORT);
+    let option = |name: &str| {
+        query.split('&').find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == name).map(|(_, v)| percent_decode(v)))
+    };
+    let key = |name: &str| format!("ARMADA_DATABASE_URL (?{name}=)");
     Ok(MssqlSettings {
         host,
         port,
-        database: database.to_string(),
+        database: percent_decode(database),
         user: percent_decode(user),
         password: Secret::new(percent_decode(password)),
-        encrypt,
+        encrypt: mssql_encrypt(&key("encrypt"), option("encrypt").as_deref())?,
+        pool_size: mssql_pool_size(&key("pool_size"), option("pool_size").as_deref())?,
+        connect_timeout: mssql_seconds(
+            &key("connect_timeout"),
+            option("connect_timeout").as_deref(),
+            MssqlSettings::DEFAULT_CONNECT_TIMEOUT,
+        )?,
+        command_timeout: mssql_seconds(
+            &key("command_timeout"),
+            option("command_timeout").as_deref(),
+            MssqlSettings::DEFAULT_COMMAND_TIMEOUT,
+        )?,
     })
 }
 
@@ -663,8 +754,94 @@ mod tests {
         let s = settings(&[("ARMADA_DATABASE_URL", "mssql://sa:p%40ss@db:1433/armada?encrypt=trust")]);
         let DatabaseSettings::Mssql(m) = &s.database else { panic!("expected mssql") };
         assert_eq!(m.password.expose(), "p@ss");
-        assert_eq!(m.encrypt, "trust");
+        assert_eq!(m.encrypt, MssqlEncrypt::Trust);
         assert_eq!(redact_url("amqp://guest:secret@host:5672/%2f"), "amqp://guest:***@host:5672/%2f");
+    }
+
+    #[test]
+    fn sql_server_defaults_are_verified_tls_and_the_documented_pool_and_timeouts() {
+        let s = settings(&[
+            ("SQL_SERVER_NAME", "db"),
+            ("SQL_SERVER_DB", "armada"),
+            ("SQL_SERVER_USER", "sa"),
+            ("SQL_SERVER_PASSWORD", "pw"),
+        ]);
+        let DatabaseSettings::Mssql(m) = &s.database else { panic!("expected mssql") };
+        assert_eq!((m.host.as_str(), m.port), ("db", 1433));
+        assert_eq!(m.encrypt, MssqlEncrypt::On);
+        assert_eq!(m.pool_size, MssqlSettings::DEFAULT_POOL_SIZE);
+        assert_eq!((m.connect_timeout, m.command_timeout), (Duration::from_secs(15), Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn sql_server_encrypt_pool_and_timeouts_are_read_from_variables_and_url() {
+        let s = settings(&[
+            ("SQL_SERVER_NAME", "db:1500"),
+            ("SQL_SERVER_DB", "armada"),
+            ("SQL_SERVER_USER", "sa"),
+            ("SQL_SERVER_PASSWORD", "pw"),
+            ("SQL_SERVER_ENCRYPT", "OFF"),
+            ("SQL_SERVER_POOL_SIZE", "4"),
+            ("SQL_SERVER_CONNECT_TIMEOUT_SECS", "3"),
+            ("SQL_SERVER_COMMAND_TIMEOUT_SECS", "60"),
+        ]);
+        let DatabaseSettings::Mssql(m) = &s.database else { panic!("expected mssql") };
+        assert_eq!((m.port, m.encrypt, m.pool_size), (1500, MssqlEncrypt::Off, 4));
+        assert_eq!((m.connect_timeout, m.command_timeout), (Duration::from_secs(3), Duration::from_secs(60)));
+
+        let url = "sqlserver://sa:pw@db/armada_test?encrypt=trust&pool_size=2&connect_timeout=5&command_timeout=7";
+        let s = settings(&[("ARMADA_DATABASE_URL", url)]);
+        let DatabaseSettings::Mssql(m) = &s.database else { panic!("expected mssql") };
+        assert_eq!((m.database.as_str(), m.encrypt, m.pool_size), ("armada_test", MssqlEncrypt::Trust, 2));
+        assert_eq!((m.connect_timeout, m.command_timeout), (Duration::from_secs(5), Duration::from_secs(7)));
+    }
+
+    #[test]
+    fn bad_sql_server_options_name_the_variable_and_never_the_password() {
+        let base = [
+            ("SQL_SERVER_NAME", "db"),
+            ("SQL_SERVER_DB", "armada"),
+            ("SQL_SERVER_USER", "sa"),
+            ("SQL_SERVER_PASSWORD", "s3cr3t-pw"),
+        ];
+        for (key, value) in [
+            ("SQL_SERVER_ENCRYPT", "maybe"),
+            ("SQL_SERVER_POOL_SIZE", "0"),
+            ("SQL_SERVER_CONNECT_TIMEOUT_SECS", "soon"),
+            ("SQL_SERVER_PORT", "http"),
+        ] {
+            let vars = Vars::from_pairs(base.iter().copied().chain([(key, value)]));
+            let err = Settings::from_vars(vars, Vec::new(), None).unwrap_err().to_string();
+            assert!(err.starts_with(key), "{err}");
+            assert!(!err.contains("s3cr3t-pw"), "password leaked: {err}");
+        }
+        for url in
+            ["mssql://sa:s3cr3t-pw@db:1433", "mssql://sa:s3cr3t-pw@db/armada?encrypt=maybe", "ftp://sa:s3cr3t-pw@h/x"]
+        {
+            let vars = Vars::from_pairs([("ARMADA_DATABASE_URL", url)]);
+            let err = Settings::from_vars(vars, Vec::new(), None).unwrap_err().to_string();
+            assert!(err.starts_with("ARMADA_DATABASE_URL"), "{err}");
+            assert!(!err.contains("s3cr3t-pw"), "password leaked: {err}");
+        }
+    }
+
+    #[test]
+    fn sql_server_password_never_in_debug_or_describe() {
+        for pairs in [
+            vec![
+                ("SQL_SERVER_NAME", "db"),
+                ("SQL_SERVER_DB", "armada"),
+                ("SQL_SERVER_USER", "sa"),
+                ("SQL_SERVER_PASSWORD", "s3cr3t-pw"),
+            ],
+            vec![("ARMADA_DATABASE_URL", "mssql://sa:s3cr3t-pw@db:1433/armada?encrypt=trust")],
+        ] {
+            let s = settings(&pairs);
+            for text in [format!("{s:?}"), format!("{:?}", s.database), s.database.describe()] {
+                assert!(!text.contains("s3cr3t-pw"), "password leaked: {text}");
+            }
+            assert_eq!(s.database.describe(), "mssql://db:1433/armada");
+        }
     }
 
     #[test]

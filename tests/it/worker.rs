@@ -2,6 +2,7 @@
 //! projects, the Node example, and workers that crash, hang or speak another protocol.
 
 mod bundled;
+mod database_connector;
 mod lifecycle;
 mod node;
 mod python;

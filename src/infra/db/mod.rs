@@ -8,7 +8,9 @@
 
 #[cfg(test)]
 pub(crate) mod conformance;
+pub mod effects;
 pub mod inventory;
+pub mod mssql;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -281,8 +283,8 @@ pub async fn open(settings: &crate::settings::DatabaseSettings) -> Result<std::s
         crate::settings::DatabaseSettings::Sqlite { path } => {
             Ok(std::sync::Arc::new(sqlite::SqliteStore::open(path).await?))
         }
-        crate::settings::DatabaseSettings::Mssql(_) => {
-            Err(StoreError::Unavailable("SQL Server storage is not built yet; unset SQL_SERVER_* to use SQLite".into()))
+        crate::settings::DatabaseSettings::Mssql(settings) => {
+            Ok(std::sync::Arc::new(mssql::MssqlStore::open(settings).await?))
         }
     }
 }

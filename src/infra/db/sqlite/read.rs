@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::rows::{self, event_columns, job_columns, output_columns, run_columns};
 use super::unavailable;
 use crate::infra::db::StoreError;
+use crate::infra::db::effects::LogTail;
 use crate::model::{AgentSummary, Event, Job, Output, Page, PageRequest, Run, Timestamp};
 
 type Decode<T> = fn(&SqliteRow) -> Result<T, StoreError>;
@@ -246,40 +247,10 @@ pub(super) async fn job_logs(pool: &SqlitePool, job_uuid: Uuid, max_bytes: usize
     let mut conn = pool.acquire().await.map_err(unavailable)?;
     let mut rows =
         sqlx::query_scalar::<Sqlite, String>(LOG_CHUNKS_NEWEST_FIRST).bind(job_uuid.to_string()).fetch(&mut *conn);
-    let mut newest_first = Vec::new();
-    let mut budget = max_bytes;
-    while budget > 0 {
+    let mut log = LogTail::new(max_bytes);
+    while log.wants_more() {
         let Some(text) = rows.try_next().await.map_err(unavailable)? else { break };
-        if text.len() <= budget {
-            budget -= text.len();
-            newest_first.push(text);
-        } else {
-            newest_first.push(tail(&text, budget).to_string());
-            break;
-        }
+        log.push(text);
     }
-    newest_first.reverse();
-    Ok(newest_first.concat())
-}
-
-/// The last `max_bytes` (or fewer, to stay on a character boundary) of `text`.
-fn tail(text: &str, max_bytes: usize) -> &str {
-    let mut start = text.len().saturating_sub(max_bytes);
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    &text[start..]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::tail;
-
-    #[test]
-    fn tail_keeps_the_end_on_a_char_boundary() {
-        assert_eq!(tail("hello", 3), "llo");
-        assert_eq!(tail("hello", 10), "hello");
-        assert_eq!(tail("héllo", 4), "llo");
-        assert_eq!(tail("hé", 1), "");
-    }
+    Ok(log.finish())
 }

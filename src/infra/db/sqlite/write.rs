@@ -10,8 +10,9 @@ use uuid::Uuid;
 use super::read::{find_event, find_job, find_output, find_run};
 use super::rows::{self, job_columns};
 use super::unavailable;
+use crate::infra::db::effects::updated_run;
 use crate::infra::db::{Applied, JobUpdate, Mutation, NewEvent, NewJob, NewLogChunk, NewOutput, NewRun, StoreError};
-use crate::model::{Job, Run, RunStatus, Timestamp, status};
+use crate::model::{Job, RunStatus, Timestamp, status};
 
 /// An item's own outcome inside the outer database outcome: the outer error aborts the batch.
 type ItemResult = Result<Result<Applied, StoreError>, StoreError>;
@@ -91,18 +92,7 @@ async fn create_run(conn: &mut SqliteConnection, new: &NewRun) -> ItemResult {
     .execute(&mut *conn)
     .await;
     Ok(Ok(match insert_outcome(result)? {
-        Insert::Inserted => Applied::Run {
-            run: Run {
-                run_uuid: new.run_uuid,
-                run_datetime: new.run_datetime,
-                run_status: new.run_status,
-                number_of_agents: new.number_of_agents,
-                number_of_jobs: new.number_of_jobs,
-                run_detail: None,
-                run_finished: None,
-            },
-            changed: true,
-        },
+        Insert::Inserted => Applied::Run { run: new.to_run(), changed: true },
         Insert::Exists | Insert::UnknownParent => {
             Applied::Run { run: stored(find_run(conn, new.run_uuid).await?, "run", new.run_uuid)?, changed: false }
         }
@@ -118,14 +108,7 @@ async fn update_run(
     run_detail: Option<&str>,
 ) -> ItemResult {
     let Some(current) = find_run(conn, run_uuid).await? else { return Ok(Err(run_not_found(run_uuid))) };
-    let mut next = current.clone();
-    next.run_status = Some(run_status);
-    if let Some(detail) = run_detail {
-        next.run_detail = Some(detail.to_string());
-    }
-    if run_status.is_final() && next.run_finished.is_none() {
-        next.run_finished = Some(Timestamp::now());
-    }
+    let next = updated_run(&current, run_status, run_detail);
     if next == current {
         return Ok(Ok(Applied::Run { run: current, changed: false }));
     }
@@ -154,20 +137,7 @@ async fn create_job(conn: &mut SqliteConnection, new: &NewJob) -> ItemResult {
     .execute(&mut *conn)
     .await;
     Ok(match insert_outcome(result)? {
-        Insert::Inserted => Ok(Applied::Job {
-            job: Job {
-                job_uuid: new.job_uuid,
-                run_uuid: new.run_uuid,
-                job_datetime: new.job_datetime,
-                job_associated_agent: new.job_associated_agent.clone(),
-                job_status: new.job_status.clone(),
-                job_index: new.job_index,
-                job_attempts: None,
-                job_detail: None,
-                job_finished: None,
-            },
-            changed: true,
-        }),
+        Insert::Inserted => Ok(Applied::Job { job: new.to_job(), changed: true }),
         Insert::Exists => {
             Ok(Applied::Job { job: stored(find_job(conn, new.job_uuid).await?, "job", new.job_uuid)?, changed: false })
         }
@@ -179,22 +149,7 @@ async fn update_job(conn: &mut SqliteConnection, update: &JobUpdate) -> ItemResu
     let Some(current) = find_job(conn, update.job_uuid).await? else {
         return Ok(Err(job_not_found(update.job_uuid)));
     };
-    let mut next = current.clone();
-    if let Some(value) = &update.job_status {
-        next.job_status = value.clone();
-    }
-    if let Some(value) = &update.job_associated_agent {
-        next.job_associated_agent = value.clone();
-    }
-    if let Some(value) = update.job_attempts {
-        next.job_attempts = Some(value);
-    }
-    if let Some(value) = &update.job_detail {
-        next.job_detail = Some(value.clone());
-    }
-    if let Some(value) = update.job_finished {
-        next.job_finished = Some(value);
-    }
+    let next = update.applied_to(&current);
     if next == current {
         return Ok(Ok(Applied::Job { job: current, changed: false }));
     }
@@ -227,16 +182,7 @@ async fn create_event(conn: &mut SqliteConnection, new: &NewEvent) -> ItemResult
     .execute(&mut *conn)
     .await;
     Ok(match insert_outcome(result)? {
-        Insert::Inserted => Ok(Applied::Event {
-            event: crate::model::Event {
-                event_uuid: new.event_uuid,
-                event_content: new.event_content.clone(),
-                job_uuid: new.job_uuid,
-                event_datetime: new.event_datetime,
-                event_status: new.event_status.clone(),
-            },
-            changed: true,
-        }),
+        Insert::Inserted => Ok(Applied::Event { event: new.to_event(), changed: true }),
         Insert::Exists => Ok(Applied::Event {
             event: stored(find_event(conn, new.event_uuid).await?, "event", new.event_uuid)?,
             changed: false,
@@ -279,16 +225,7 @@ async fn create_output(conn: &mut SqliteConnection, new: &NewOutput) -> ItemResu
     .execute(&mut *conn)
     .await;
     Ok(match insert_outcome(result)? {
-        Insert::Inserted => Ok(Applied::Output {
-            output: crate::model::Output {
-                output_uuid: new.output_uuid,
-                run_uuid: new.run_uuid,
-                job_uuid: new.job_uuid,
-                data: new.data.clone(),
-                timestamp: new.timestamp,
-            },
-            changed: true,
-        }),
+        Insert::Inserted => Ok(Applied::Output { output: new.to_output(), changed: true }),
         Insert::Exists => Ok(Applied::Output {
             output: stored(find_output(conn, new.output_uuid).await?, "output", new.output_uuid)?,
             changed: false,

@@ -43,7 +43,7 @@ pub fn in_process_entry(deps: InProcessDeps) -> AgentEntry {
         broker: deps.broker,
         backend: deps.backend,
         work_root: deps.work_root,
-        worker_env: worker_env(&deps.settings),
+        worker_env: worker_env(&deps.settings, true),
         requirements_txt: None,
         options: AgentOptions::default(),
     };
@@ -109,34 +109,64 @@ impl Default for AgentOptions {
 /// The variables a worker gets from the agent's settings, where set: `BACKEND_URL`,
 /// `PROXY_PROVIDER_URL`, `FINGERPRINT_PROVIDER_URL`, `SQL_SERVER_*`, and `ARMADA_SQLITE_PATH`
 /// (absolute) when the database is SQLite.
-pub fn worker_env(settings: &Settings) -> Vec<(String, String)> {
-    let mut env = Vec::new();
-    let backend_url = settings.backend_url.clone().or_else(|| {
-        settings.runs(crate::roles::Role::Backend).then(|| {
+///
+/// `in_server`: the agent runs inside the server process (in-process launcher, workbench), so
+/// roles this process serves are reached at its own address and its database is the workers'
+/// database. An `armada agent` process only passes on what its environment says.
+pub fn worker_env(settings: &Settings, in_server: bool) -> Vec<(String, String)> {
+    use crate::roles::Role;
+    // A role this process serves is reached at this process's own address.
+    let here = |role: Role| {
+        (in_server && settings.runs(role)).then(|| {
             let mut addr = settings.listen;
             if addr.ip().is_unspecified() {
                 addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
             }
             format!("http://{addr}")
         })
-    });
+    };
+    let mut env = Vec::new();
     for (name, value) in [
-        ("BACKEND_URL", backend_url),
-        ("PROXY_PROVIDER_URL", settings.proxy_provider_url.clone()),
-        ("FINGERPRINT_PROVIDER_URL", settings.fingerprint_provider_url.clone()),
+        ("BACKEND_URL", settings.backend_url.clone().or_else(|| here(Role::Backend))),
+        ("PROXY_PROVIDER_URL", settings.proxy_provider_url.clone().or_else(|| here(Role::ProxyProvider))),
+        (
+            "FINGERPRINT_PROVIDER_URL",
+            settings.fingerprint_provider_url.clone().or_else(|| here(Role::FingerprintProvider)),
+        ),
     ] {
         if let Some(value) = value {
             env.push((name.to_string(), value));
         }
     }
-    for name in ["SQL_SERVER_NAME", "SQL_SERVER_DB", "SQL_SERVER_USER", "SQL_SERVER_PASSWORD", "SQL_SERVER_PORT"] {
-        if let Some(value) = settings.vars.get(name) {
-            env.push((name.to_string(), value.to_string()));
+    if !in_server {
+        for name in [
+            "SQL_SERVER_NAME",
+            "SQL_SERVER_PORT",
+            "SQL_SERVER_DB",
+            "SQL_SERVER_USER",
+            "SQL_SERVER_PASSWORD",
+            "ARMADA_SQLITE_PATH",
+        ] {
+            if let Some(value) = settings.vars.get(name) {
+                env.push((name.to_string(), value.to_string()));
+            }
         }
+        return env;
     }
-    if let DatabaseSettings::Sqlite { path } = &settings.database {
-        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.clone());
-        env.push(("ARMADA_SQLITE_PATH".into(), absolute.display().to_string()));
+    match &settings.database {
+        DatabaseSettings::Sqlite { path } => {
+            let absolute = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+            env.push(("ARMADA_SQLITE_PATH".into(), absolute.display().to_string()));
+        }
+        // The original's user code reads the SQL Server credentials from these four (plus
+        // the port), however the server itself was configured (SQL_SERVER_* or a URL).
+        DatabaseSettings::Mssql(mssql) => {
+            env.push(("SQL_SERVER_NAME".into(), mssql.host.clone()));
+            env.push(("SQL_SERVER_PORT".into(), mssql.port.to_string()));
+            env.push(("SQL_SERVER_DB".into(), mssql.database.clone()));
+            env.push(("SQL_SERVER_USER".into(), mssql.user.clone()));
+            env.push(("SQL_SERVER_PASSWORD".into(), mssql.password.expose().to_string()));
+        }
     }
     env
 }
@@ -310,5 +340,49 @@ async fn stop_worker(worker: Option<Worker>, options: &AgentOptions, calls: &Age
         Ok(status) if status.success() => tracing::debug!("worker stopped"),
         Ok(status) => tracing::warn!(%status, "worker ended with an error at shutdown"),
         Err(error) => tracing::warn!(%error, "worker shutdown"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::Vars;
+
+    fn env_of(pairs: &[(&str, &str)], in_server: bool) -> std::collections::HashMap<String, String> {
+        let settings =
+            Settings::from_vars(Vars::from_pairs(pairs.iter().copied()), Vec::new(), None).expect("valid settings");
+        worker_env(&settings, in_server).into_iter().collect()
+    }
+
+    #[test]
+    fn in_the_server_every_role_it_serves_is_reached_at_its_own_address() {
+        let env = env_of(&[("ARMADA_LISTEN", "0.0.0.0:9000")], true);
+        for name in ["BACKEND_URL", "PROXY_PROVIDER_URL", "FINGERPRINT_PROVIDER_URL"] {
+            assert_eq!(env.get(name).map(String::as_str), Some("http://127.0.0.1:9000"), "{name}");
+        }
+        assert!(env.get("ARMADA_SQLITE_PATH").is_some_and(|p| p.starts_with('/')), "{env:?}");
+    }
+
+    #[test]
+    fn an_agent_process_passes_on_only_what_its_environment_says() {
+        let sql =
+            [("SQL_SERVER_NAME", "db"), ("SQL_SERVER_DB", "d"), ("SQL_SERVER_USER", "u"), ("SQL_SERVER_PASSWORD", "p")];
+        let mut pairs = vec![("BACKEND_URL", "http://backend:8000")];
+        pairs.extend(sql);
+        let env = env_of(&pairs, false);
+        assert_eq!(env.get("BACKEND_URL").map(String::as_str), Some("http://backend:8000"));
+        assert_eq!(env.get("SQL_SERVER_NAME").map(String::as_str), Some("db"));
+        assert!(!env.contains_key("PROXY_PROVIDER_URL"), "no provider runs in an agent process: {env:?}");
+        assert!(!env.contains_key("ARMADA_SQLITE_PATH"), "{env:?}");
+    }
+
+    #[test]
+    fn sql_server_given_as_a_url_still_reaches_the_worker_as_the_seed_variables() {
+        let env = env_of(&[("ARMADA_DATABASE_URL", "mssql://sa:p%40ss@db.internal:1444/armada")], true);
+        assert_eq!(env.get("SQL_SERVER_NAME").map(String::as_str), Some("db.internal"));
+        assert_eq!(env.get("SQL_SERVER_PORT").map(String::as_str), Some("1444"));
+        assert_eq!(env.get("SQL_SERVER_DB").map(String::as_str), Some("armada"));
+        assert_eq!(env.get("SQL_SERVER_PASSWORD").map(String::as_str), Some("p@ss"));
+        assert!(!env.contains_key("ARMADA_SQLITE_PATH"));
     }
 }

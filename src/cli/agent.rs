@@ -125,7 +125,7 @@ pub async fn run(args: AgentArgs, log_format: Option<LogFormat>) -> anyhow::Resu
         broker,
         backend,
         work_root,
-        worker_env: worker_env(&settings),
+        worker_env: worker_env(&settings, false),
         requirements_txt: setup.requirements_txt,
         options: AgentOptions::default(),
     };

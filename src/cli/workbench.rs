@@ -166,7 +166,7 @@ pub async fn run(args: WorkbenchArgs, log_format: Option<LogFormat>) -> anyhow::
         broker,
         backend: backend.clone(),
         work_root: work_dir.join("agents"),
-        worker_env: worker_env(&settings),
+        worker_env: worker_env(&settings, true),
         requirements_txt: None,
         options: AgentOptions::default(),
     };

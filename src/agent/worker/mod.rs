@@ -20,7 +20,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 pub use logs::{LogLine, LogSink, LogStream};
-pub use protocol::{FinalStatus, InitContext, JobRequest, PROTOCOL_VERSION, WorkerCall};
+pub use protocol::{FinalStatus, InitContext, JobRequest, NetworkCall, PROTOCOL_VERSION, WorkerCall};
 pub use python::materialize_python_helper;
 pub use supervisor::Worker;
 
@@ -95,12 +95,13 @@ impl WorkerSpec {
     }
 }
 
-/// The agent's side of the worker's calls: record an event, a job status, a job, an output.
+/// The agent's side of the worker's calls: record an event, a job status, a job, an output;
+/// switch the local proxy's upstream; fetch a fresh fingerprint.
 ///
-/// Answer only once the record is stored or durably spooled: the worker's code may read
+/// Answer a record only once it is stored or durably spooled: the worker's code may read
 /// its own writes right after. `job_uuid` is the job the call is about (the current job when
-/// the worker named none); it is `None` only for an `output` sent outside a job, e.g. while
-/// the worker initialises. [`WorkerCall::parse`] turns the raw call into a typed one; the
+/// the worker named none); it is `None` for an `output` sent outside a job, e.g. while the
+/// worker initialises, and for network calls. [`WorkerCall::parse`] turns the raw call into a typed one; the
 /// supervisor has already checked that it parses, so a failure there is not expected.
 #[async_trait::async_trait]
 pub trait WorkerCalls: Send + Sync {

@@ -1,9 +1,8 @@
 //! `armada kube …` run as a real binary, and the Kubernetes launcher with pods played by real
-//! processes, all against the stand-in API server (`support::kube_api`).
-//!
-//! The end-to-end run of a project through the Kubernetes launcher (pods running the real
-//! `armada agent` against real Redis and RabbitMQ) is the small addition described in
-//! `support::kube_process`: it needs `armada agent`, which is not built yet.
+//! processes, all against the stand-in API server (`support::kube_api`). `run`: whole runs of
+//! `examples/hello` through the launcher, its pods running the real `armada agent`.
+
+mod run;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

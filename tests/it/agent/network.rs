@@ -107,6 +107,8 @@ async fn the_worker_browses_through_the_local_proxy_gets_a_fingerprint_and_switc
     assert_eq!(report["init_fingerprint"], json!({"user_agent": "Init UA", "screen": [1920, 1080]}));
     assert_eq!(report["fresh_fingerprint"], json!({"user_agent": "Job UA", "screen": [1920, 1080]}));
     assert_eq!(report["has_token"], true, "ARMADA_TOKEN reaches the worker");
+    let local_addr = local.trim_start_matches("http://");
+    assert!(tokio::net::TcpStream::connect(local_addr).await.is_err(), "the local proxy stopped with its agent");
 
     // Each upstream carried one of the two requests, with its own credentials; the target saw
     // the first through one and the second through the other.

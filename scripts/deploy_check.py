@@ -102,7 +102,9 @@ def main():
             print(f"chart ({case}, namespace {namespace}): {documents} documents rendered, linted, "
                   f"valid for Kubernetes {KUBE_VERSION}")
     # The agent Jobs the launcher creates (its insta snapshots) against the same schemas.
-    for snapshot in sorted(JOB_SNAPSHOTS.glob("*.snap")):
+    # Also `armada kube job`'s output for the example projects (tests/it/kube.rs).
+    cli_snapshots = sorted((ROOT / "tests" / "it" / "snapshots").glob("*kube_job*.snap"))
+    for snapshot in sorted(JOB_SNAPSHOTS.glob("*.snap")) + cli_snapshots:
         text = snapshot.read_text().split("\n---\n", 1)[1]
         errors = validate(text)
         failures += [f"{snapshot.name}: {e}" for e in errors]

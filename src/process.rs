@@ -43,13 +43,26 @@ const INHERITED_VARS: &[&str] = &[
 ];
 
 /// What to start: program, arguments, working directory and extra environment.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ChildSpec {
     program: OsString,
     args: Vec<OsString>,
     workdir: PathBuf,
     env: Vec<(OsString, OsString)>,
     stdin_piped: bool,
+}
+
+/// The environment's names only: its values hold secrets (tokens, passwords).
+impl std::fmt::Debug for ChildSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChildSpec")
+            .field("program", &self.program)
+            .field("args", &self.args)
+            .field("workdir", &self.workdir)
+            .field("env", &self.env.iter().map(|(name, _)| name).collect::<Vec<_>>())
+            .field("stdin_piped", &self.stdin_piped)
+            .finish()
+    }
 }
 
 impl ChildSpec {

@@ -318,6 +318,13 @@ pub struct ForwardProxySettings {
     pub upstream_check_timeout: Duration,
 }
 
+impl Default for ForwardProxySettings {
+    /// The defaults of the variables: 8081, 100 ports, 10 s.
+    fn default() -> Self {
+        Self { port: 8081, ports_to_try: 100, upstream_check_timeout: Duration::from_secs(10) }
+    }
+}
+
 impl ForwardProxySettings {
     fn from_vars(vars: &Vars) -> Result<Self, SettingsError> {
         Ok(Self {

@@ -31,6 +31,11 @@ def install(connection, context, agent_message):
     _agent_message = agent_message
 
 
+def connected():
+    """Whether this code runs under an armada agent (the helper connected to it)."""
+    return _connection is not None
+
+
 def context():
     """The init context: run_id, pod_index, proxy_url, fingerprint."""
     _require_connection("the agent context")

@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::network::NetworkDeps;
 use super::stage::{plan_project, stage_run};
 use super::{AgentDeps, AgentObserver, AgentOptions, run_agent};
 use crate::clients::{BackendClient, InProcessBackend};
@@ -156,6 +157,7 @@ pub async fn bench_e2e(jobs: usize, agents: usize) -> Result<E2eReport, String> 
         work_root: dir.path().join("agents"),
         worker_env: Vec::new(),
         requirements_txt: None,
+        network: NetworkDeps::default(),
         options: AgentOptions::default(),
     };
     let rss_before = rss_kib();

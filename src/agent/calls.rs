@@ -1,14 +1,16 @@
-//! [`AgentCalls`]: the worker's calls (`event`, `job_status`, `create_job`, `output`) turned
-//! into records of the run, answered only once stored or spooled.
+//! [`AgentCalls`]: the worker's calls — `event`, `job_status`, `create_job`, `output` turned
+//! into records of the run, answered only once stored or spooled; `switch_proxy` and
+//! `fingerprint` answered from the agent's network.
 
 use std::sync::Arc;
 
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::network::PreparedNetwork;
 use super::observer::AgentObserver;
-use super::worker::{WorkerCall, WorkerCalls};
-use crate::clients::BackendClient;
+use super::worker::{NetworkCall, WorkerCall, WorkerCalls};
+use crate::clients::{BackendClient, ProviderClients};
 use crate::infra::db::{JobUpdate, Mutation, NewEvent, NewJob, NewOutput};
 use crate::model::{Timestamp, status};
 
@@ -18,10 +20,15 @@ pub struct AgentCalls {
     /// `agent-{i}`: recorded on jobs the worker's code registers.
     pub agent: String,
     pub observer: Arc<dyn AgentObserver>,
+    /// The local proxy and fingerprint prepared for this agent.
+    pub network: Arc<PreparedNetwork>,
+    /// The providers `switch_proxy` and `fingerprint` ask.
+    pub providers: ProviderClients,
 }
 
 impl AgentCalls {
-    /// The records one call makes. Uuids are made here, once, so a replay is idempotent.
+    /// The records one call makes (none for a network call). Uuids are made here, once, so a
+    /// replay is idempotent.
     pub fn mutations(&self, call: &WorkerCall) -> Vec<Mutation> {
         let now = Timestamp::now();
         match call {
@@ -54,6 +61,26 @@ impl AgentCalls {
                 data: Value::Object(data.clone()),
                 timestamp: now,
             })],
+            WorkerCall::Network(_) => Vec::new(),
+        }
+    }
+
+    /// `switch_proxy` → `{"proxy_url", "upstream"}` (the local proxy's URL, which does not
+    /// change, and the new upstream, masked); `fingerprint` → the provider's data.
+    async fn network_call(&self, call: &NetworkCall) -> Result<Value, String> {
+        match call {
+            NetworkCall::SwitchProxy => {
+                let upstream = self.network.switch_upstream_proxy(&self.providers).await?;
+                tracing::info!(run_id = %self.run_id, agent = %self.agent, %upstream, "upstream proxy switched");
+                self.observer.note(&format!("upstream proxy switched to {upstream}"));
+                Ok(json!({"proxy_url": self.network.proxy_url, "upstream": upstream}))
+            }
+            NetworkCall::Fingerprint { config, additional_data } => {
+                let fingerprint =
+                    self.network.fresh_fingerprint(&self.providers, config.clone(), additional_data.clone()).await?;
+                self.observer.note("fresh fingerprint fetched");
+                Ok(fingerprint)
+            }
         }
     }
 }
@@ -66,6 +93,9 @@ fn job_status(job_uuid: Uuid, value: &str) -> Mutation {
 impl WorkerCalls for AgentCalls {
     async fn call(&self, job_uuid: Option<Uuid>, method: &str, params: Value) -> Result<Value, String> {
         let call = WorkerCall::parse(method, &params, job_uuid)?;
+        if let WorkerCall::Network(request) = &call {
+            return self.network_call(request).await;
+        }
         let outcomes = self.backend.apply(self.mutations(&call)).await.map_err(|e| e.to_string())?;
         if let Some(Err(error)) = outcomes.into_iter().find(Result::is_err) {
             return Err(error.to_string());
@@ -83,7 +113,14 @@ mod tests {
 
     fn calls() -> AgentCalls {
         let backend = Arc::new(crate::agent::test_support::FlakyBackend::default());
-        AgentCalls { backend, run_id: Uuid::nil(), agent: "agent-2".into(), observer: Arc::new(Unobserved) }
+        AgentCalls {
+            backend,
+            run_id: Uuid::nil(),
+            agent: "agent-2".into(),
+            observer: Arc::new(Unobserved),
+            network: Arc::default(),
+            providers: ProviderClients::default(),
+        }
     }
 
     #[test]
@@ -99,6 +136,16 @@ mod tests {
         assert!(matches!(&batch[0], Mutation::CreateEvent(e) if e.job_uuid == job && e.event_status == "Success"));
         assert!(matches!(&batch[1], Mutation::UpdateJob(u) if u.job_status.as_deref() == Some("Success")));
         assert_eq!(batch.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn network_calls_record_nothing_and_say_what_is_missing() {
+        let calls = calls();
+        assert!(calls.mutations(&WorkerCall::Network(NetworkCall::SwitchProxy)).is_empty());
+        let error = calls.call(None, "switch_proxy", json!({})).await.unwrap_err();
+        assert!(error.contains("runs without a proxy"), "{error}");
+        let error = calls.call(None, "fingerprint", json!({"additional_data": {"desired_ua": "x"}})).await.unwrap_err();
+        assert!(error.starts_with("no fingerprint:") && error.contains("FINGERPRINT_PROVIDER_URL"), "{error}");
     }
 
     #[test]

@@ -17,14 +17,60 @@
 //!
 //! A dead upstream, a provider with nothing to offer or an unset provider URL is an error that
 //! says which: the agent should not start its worker on a network it did not get.
+//!
+//! Once the worker runs, it may ask for another upstream (`switch_proxy`,
+//! [`PreparedNetwork::switch_upstream_proxy`]) and for a fresh fingerprint (`fingerprint`,
+//! [`PreparedNetwork::fresh_fingerprint`]): docs/worker-protocol.md.
 
 use serde_json::{Map, Value};
 
 use super::forward_proxy::{ForwardProxy, ForwardProxyError};
-use crate::clients::{ProviderClients, ProxyRequest};
+use crate::clients::{ProviderClients, ProviderError, ProxyRequest};
 use crate::inventory::mask_proxy_url;
 use crate::inventory::wire::FingerprintQuery;
-use crate::settings::Settings;
+use crate::roles::Role;
+use crate::settings::{ForwardProxySettings, Settings};
+
+/// What an agent needs to prepare its network: the providers to ask and the local proxy's
+/// settings.
+#[derive(Clone, Default)]
+pub struct NetworkDeps {
+    pub providers: ProviderClients,
+    pub forward_proxy: ForwardProxySettings,
+}
+
+impl NetworkDeps {
+    /// From `PROXY_PROVIDER_URL`, `FINGERPRINT_PROVIDER_URL`, `ARMADA_TOKEN` and the local
+    /// proxy's settings (`armada agent`, `armada workbench`).
+    pub fn from_settings(settings: &Settings) -> Result<Self, ProviderError> {
+        Ok(Self { providers: ProviderClients::from_settings(settings)?, forward_proxy: settings.forward_proxy.clone() })
+    }
+
+    /// For agents inside a server: as [`NetworkDeps::from_settings`], a provider URL that is
+    /// not set defaulting to this process when it serves that role (`armada serve`, all roles).
+    pub fn in_server(settings: &Settings) -> Result<Self, ProviderError> {
+        let proxy = settings.proxy_provider_url.clone().or_else(|| own_url(settings, Role::ProxyProvider));
+        let fingerprint =
+            settings.fingerprint_provider_url.clone().or_else(|| own_url(settings, Role::FingerprintProvider));
+        Ok(Self {
+            providers: ProviderClients::new(proxy.as_deref(), fingerprint.as_deref(), settings.token.clone())?,
+            forward_proxy: settings.forward_proxy.clone(),
+        })
+    }
+}
+
+/// `http://{listen}` when this process serves `role` on a fixed port (loopback for an
+/// unspecified address); `None` otherwise.
+pub fn own_url(settings: &Settings, role: Role) -> Option<String> {
+    let mut addr = settings.listen;
+    if !settings.runs(role) || addr.port() == 0 {
+        return None;
+    }
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    Some(format!("http://{addr}"))
+}
 
 /// What `prepare_network` set up. Keep it for the agent's lifetime: dropping it stops the
 /// local proxy.
@@ -38,6 +84,8 @@ pub struct PreparedNetwork {
     pub forward_proxy: Option<ForwardProxy>,
     /// How the upstream was chosen, to choose the next one alike (`switch_upstream_proxy`).
     upstream_source: Option<UpstreamSource>,
+    /// The message's `config_fingerprint`: the request `fresh_fingerprint` repeats.
+    fingerprint_config: Option<Map<String, Value>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -59,9 +107,12 @@ enum ProxyPlan {
 pub async fn prepare_network(
     agent_message: &Value,
     providers: &ProviderClients,
-    settings: &Settings,
+    settings: &ForwardProxySettings,
 ) -> Result<PreparedNetwork, String> {
-    let mut network = PreparedNetwork::default();
+    let mut network = PreparedNetwork {
+        fingerprint_config: agent_message.get("config_fingerprint").and_then(Value::as_object).cloned(),
+        ..PreparedNetwork::default()
+    };
     let plan = proxy_plan(agent_message.get("config_proxy"))?;
     if plan != ProxyPlan::None {
         let (source, upstream) = match plan {
@@ -73,8 +124,8 @@ pub async fn prepare_network(
             ProxyPlan::Upstream(source, url) => (Some(source), url),
             _ => (None, None),
         };
-        let proxy = ForwardProxy::start(&settings.forward_proxy, upstream.as_deref()).await.map_err(describe)?;
-        proxy.check_upstream(settings.forward_proxy.upstream_check_timeout).await.map_err(describe)?;
+        let proxy = ForwardProxy::start(settings, upstream.as_deref()).await.map_err(describe)?;
+        proxy.check_upstream(settings.upstream_check_timeout).await.map_err(describe)?;
         network.proxy_url = Some(proxy.url());
         network.forward_proxy = Some(proxy);
         network.upstream_source = source;
@@ -117,6 +168,33 @@ impl PreparedNetwork {
             }
         }
         Err(format!("no other upstream proxy: the proxy provider offered only the current one in {SWITCH_TRIES} tries"))
+    }
+
+    /// A fresh fingerprint from the provider: `config` (else the message's
+    /// `config_fingerprint`, else any fingerprint) as the request, its `additional_data`
+    /// replaced by `additional_data` when given. Asked even when the message disabled the
+    /// fingerprint at init (`fingerprint_enabled: 0`): the worker asks for this one explicitly.
+    pub async fn fresh_fingerprint(
+        &self,
+        providers: &ProviderClients,
+        config: Option<Map<String, Value>>,
+        additional_data: Option<Map<String, Value>>,
+    ) -> Result<Value, String> {
+        let mut config = config.or_else(|| self.fingerprint_config.clone()).unwrap_or_default();
+        config.remove("fingerprint_enabled");
+        if let Some(additional_data) = additional_data {
+            config.insert("additional_data".into(), Value::Object(additional_data));
+        }
+        let query = fingerprint_query(Some(&Value::Object(config)))?.unwrap_or_default();
+        providers.get_fingerprint(&query).await.map_err(|e| format!("no fingerprint: {e}"))
+    }
+
+    /// Stops the local proxy, if any: no new connections are accepted.
+    pub fn stop(&self) {
+        if let Some(proxy) = &self.forward_proxy {
+            proxy.stop();
+            tracing::info!(address = %proxy.addr(), "local proxy stopped");
+        }
     }
 }
 

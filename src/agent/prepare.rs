@@ -10,6 +10,7 @@ use serde_json::Value;
 use tokio::io::AsyncReadExt;
 use uuid::Uuid;
 
+use super::network::PreparedNetwork;
 use super::worker::{DEFAULT_WORKER_COMMAND, InitContext, WorkerSpec, materialize_python_helper};
 use super::{AgentDeps, AgentError};
 use crate::infra::config_store::{ConfigStoreError, agent_key};
@@ -131,13 +132,15 @@ pub async fn unpack_bundle(
     .map_err(|e| AgentError::Bundle(format!("unpacking failed: {e}")))?
 }
 
-/// Everything up to a worker spec: workdir, bundle, helper, virtualenv.
+/// Everything up to a worker spec: workdir, bundle, helper, virtualenv; the worker's init
+/// context gets the local proxy and the fingerprint of `network`.
 pub async fn prepare(
     deps: &AgentDeps,
     run_id: Uuid,
     index: usize,
     worker_message: Value,
     config: AgentRunConfig,
+    network: &PreparedNetwork,
 ) -> Result<Prepared, AgentError> {
     let workdir = fresh_workdir(&deps.work_root, run_id, index)?;
     unpack_bundle(deps, run_id, &config, &workdir).await?;
@@ -163,7 +166,12 @@ pub async fn prepare(
         env.push(("VIRTUAL_ENV".into(), venv.display().to_string()));
     }
 
-    let context = InitContext { run_id, pod_index: index as u32, proxy_url: None, fingerprint: None };
+    let context = InitContext {
+        run_id,
+        pod_index: index as u32,
+        proxy_url: network.proxy_url.clone(),
+        fingerprint: network.fingerprint.clone(),
+    };
     let mut spec = WorkerSpec::new(command, &workdir, worker_message, context);
     for (name, value) in env {
         spec = spec.env(name, value);

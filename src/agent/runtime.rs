@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::calls::AgentCalls;
 use super::jobs::JobLoop;
 use super::logs::JobLogs;
+use super::network::{NetworkDeps, PreparedNetwork, own_url, prepare_network};
 use super::observer::{AgentObserver, Unobserved};
 use super::prepare::{Prepared, fetch_agent_message, prepare, split_message};
 use super::spool::SpoolingBackend;
@@ -23,6 +24,7 @@ use crate::infra::config_store::ConfigStore;
 use crate::infra::launcher::in_process::{AgentEntry, agent_entry};
 use crate::model::agent_name;
 use crate::project::ProjectLimits;
+use crate::roles::Role;
 use crate::settings::{DatabaseSettings, Settings};
 
 /// What an agent running inside the server process shares with it.
@@ -38,19 +40,22 @@ pub struct InProcessDeps {
 
 /// The entry point the in-process launcher calls once per agent.
 pub fn in_process_entry(deps: InProcessDeps) -> AgentEntry {
-    let agent_deps = AgentDeps {
+    // Cannot fail short of a broken TLS setup; if it does, every agent says why.
+    let network = NetworkDeps::in_server(&deps.settings).map_err(|e| format!("the providers' clients: {e}"));
+    let agent_deps = network.map(|network| AgentDeps {
         config_store: deps.config_store,
         broker: deps.broker,
         backend: deps.backend,
         work_root: deps.work_root,
         worker_env: worker_env(&deps.settings, true),
         requirements_txt: None,
+        network,
         options: AgentOptions::default(),
-    };
+    });
     agent_entry(move |assignment| {
         let deps = agent_deps.clone();
         async move {
-            run_agent(deps, assignment.run_id, assignment.pod_index, assignment.cancel, None)
+            run_agent(deps?, assignment.run_id, assignment.pod_index, assignment.cancel, None)
                 .await
                 .map(|_| ())
                 .map_err(|e| e.to_string())
@@ -72,6 +77,9 @@ pub struct AgentDeps {
     pub worker_env: Vec<(String, String)>,
     /// `REQUIREMENTS_TXT`: installed when the project has no `requirements.txt` of its own.
     pub requirements_txt: Option<String>,
+    /// The providers and the local proxy's settings, for the message's `config_proxy` and
+    /// `config_fingerprint` (see [`super::network`]).
+    pub network: NetworkDeps,
     pub options: AgentOptions,
 }
 
@@ -107,24 +115,15 @@ impl Default for AgentOptions {
 }
 
 /// The variables a worker gets from the agent's settings, where set: `BACKEND_URL`,
-/// `PROXY_PROVIDER_URL`, `FINGERPRINT_PROVIDER_URL`, `SQL_SERVER_*`, and `ARMADA_SQLITE_PATH`
-/// (absolute) when the database is SQLite.
+/// `PROXY_PROVIDER_URL`, `FINGERPRINT_PROVIDER_URL`, `ARMADA_TOKEN` (the stand-ins call
+/// token-protected roles with it), `SQL_SERVER_*`, and `ARMADA_SQLITE_PATH` (absolute) when the
+/// database is SQLite.
 ///
 /// `in_server`: the agent runs inside the server process (in-process launcher, workbench), so
 /// roles this process serves are reached at its own address and its database is the workers'
 /// database. An `armada agent` process only passes on what its environment says.
 pub fn worker_env(settings: &Settings, in_server: bool) -> Vec<(String, String)> {
-    use crate::roles::Role;
-    // A role this process serves is reached at this process's own address.
-    let here = |role: Role| {
-        (in_server && settings.runs(role)).then(|| {
-            let mut addr = settings.listen;
-            if addr.ip().is_unspecified() {
-                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-            }
-            format!("http://{addr}")
-        })
-    };
+    let here = |role: Role| if in_server { own_url(settings, role) } else { None };
     let mut env = Vec::new();
     for (name, value) in [
         ("BACKEND_URL", settings.backend_url.clone().or_else(|| here(Role::Backend))),
@@ -133,6 +132,7 @@ pub fn worker_env(settings: &Settings, in_server: bool) -> Vec<(String, String)>
             "FINGERPRINT_PROVIDER_URL",
             settings.fingerprint_provider_url.clone().or_else(|| here(Role::FingerprintProvider)),
         ),
+        ("ARMADA_TOKEN", settings.token.as_ref().map(|token| token.expose().to_string())),
     ] {
         if let Some(value) = value {
             env.push((name.to_string(), value));
@@ -218,6 +218,8 @@ pub enum AgentError {
     Io { what: String, source: std::io::Error },
     #[error("installing requirements failed: {step} {status}{}", pip_tail(tail))]
     Requirements { step: &'static str, status: String, tail: Vec<String> },
+    #[error("the agent's network could not be prepared: {0}")]
+    Network(String),
     #[error("the worker could not be started: {0}")]
     Worker(#[from] WorkerError),
     #[error("broker: {0}")]
@@ -243,8 +245,17 @@ pub async fn run_agent(
     let observer: Arc<dyn AgentObserver> = observer.unwrap_or_else(|| Arc::new(Unobserved));
     let message = fetch_agent_message(&deps, run_id, pod_index).await?;
     let (worker_message, config) = split_message(message)?;
+    // Before the working directory and the virtualenv: a network the agent cannot get ends it
+    // at once, with the reason, rather than after a long install.
+    observer.note("preparing the network");
+    let network = prepare_network(&worker_message, &deps.network.providers, &deps.network.forward_proxy)
+        .await
+        .map_err(AgentError::Network)?;
+    // Kept for the agent's life; stopped when it ends, whichever way (also on drop).
+    let network = Arc::new(network);
+    let _stop_network = StopNetwork(network.clone());
     observer.note("preparing the working directory");
-    let prepared = prepare(&deps, run_id, pod_index, worker_message, config).await?;
+    let prepared = prepare(&deps, run_id, pod_index, worker_message, config, &network).await?;
     tracing::info!(%run_id, pod_index, workdir = %prepared.workdir.display(), "agent prepared");
 
     let spool_path = prepared.workdir.join(".armada/spool.jsonl");
@@ -254,8 +265,14 @@ pub async fn run_agent(
     })?);
     let backend: Arc<dyn BackendClient> = spool.clone();
     let logs = JobLogs::start(backend.clone(), observer.clone());
-    let calls =
-        AgentCalls { backend: backend.clone(), run_id, agent: agent_name(pod_index), observer: observer.clone() };
+    let calls = AgentCalls {
+        backend: backend.clone(),
+        run_id,
+        agent: agent_name(pod_index),
+        observer: observer.clone(),
+        network,
+        providers: deps.network.providers.clone(),
+    };
 
     let mut report = AgentReport {
         run_id,
@@ -332,6 +349,15 @@ async fn work(
     drop(jobs);
     stop_worker(worker, &deps.options, calls).await;
     end
+}
+
+/// Stops the agent's local proxy when the agent ends.
+struct StopNetwork(Arc<PreparedNetwork>);
+
+impl Drop for StopNetwork {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
 }
 
 async fn stop_worker(worker: Option<Worker>, options: &AgentOptions, calls: &AgentCalls) {

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::ConfigError;
+use crate::agent::network::NetworkDeps;
 use crate::agent::{AgentDeps, AgentOptions, run_agent, worker_env};
 use crate::clients::{BackendClient, HttpBackend};
 use crate::infra::{broker, config_store};
@@ -127,6 +128,7 @@ pub async fn run(args: AgentArgs, log_format: Option<LogFormat>) -> anyhow::Resu
         work_root,
         worker_env: worker_env(&settings, false),
         requirements_txt: setup.requirements_txt,
+        network: NetworkDeps::from_settings(&settings).context("failed to set up the providers' clients")?,
         options: AgentOptions::default(),
     };
 

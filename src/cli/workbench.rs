@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::ConfigError;
+use crate::agent::network::NetworkDeps;
 use crate::agent::stage::{plan_project, stage_run};
 use crate::agent::worker::{LogLine, LogStream, WorkerCall};
 use crate::agent::{AgentDeps, AgentObserver, AgentOptions, run_agent, worker_env};
@@ -168,6 +169,7 @@ pub async fn run(args: WorkbenchArgs, log_format: Option<LogFormat>) -> anyhow::
         work_root: work_dir.join("agents"),
         worker_env: worker_env(&settings, true),
         requirements_txt: None,
+        network: NetworkDeps::from_settings(&settings).context("failed to set up the providers' clients")?,
         options: AgentOptions::default(),
     };
     let outcome = run_agent(deps, staged.run_id, args.agent, cancel, Some(printer.clone())).await;
@@ -292,6 +294,8 @@ impl AgentObserver for Printer {
                 let json = serde_json::to_string(data).unwrap_or_default();
                 self.print(&self.label(*job_uuid), &format!("output {}", clip(&json, 200)));
             }
+            // Answered, not recorded; the agent notes them (`note`).
+            WorkerCall::Network(_) => {}
         }
     }
 

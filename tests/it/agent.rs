@@ -4,6 +4,7 @@
 mod cli;
 mod failures;
 mod hello;
+mod network;
 mod outage;
 mod process;
 mod requirements;

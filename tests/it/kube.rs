@@ -1,9 +1,8 @@
 //! `armada kube …` run as a real binary, and the Kubernetes launcher with pods played by real
-//! processes, all against the stand-in API server (`support::kube_api`).
-//!
-//! The end-to-end run of a project through the Kubernetes launcher (pods running the real
-//! `armada agent` against real Redis and RabbitMQ) is the small addition described in
-//! `support::kube_process`: it needs `armada agent`, which is not built yet.
+//! processes, all against the stand-in API server (`support::kube_api`). `run`: whole runs of
+//! `examples/hello` through the launcher, its pods running the real `armada agent`.
+
+mod run;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -93,6 +92,36 @@ async fn kube_job_of_the_node_example_has_its_two_agents() {
     let spec = job.spec.unwrap();
     assert_eq!((spec.completions, spec.parallelism), (Some(2), Some(2)));
     assert!(out.stderr.contains("REDIS_HOST, RABBITMQ_URL, BACKEND_URL unset"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn kube_job_of_the_hello_example_is_the_seed_job() {
+    let cwd = tempfile::tempdir().unwrap();
+    let template = repo("examples/hello");
+    let args = ["kube", "job", "--run-id", RUN_ID, "--template", template.to_str().unwrap()];
+    // The Helm chart's orchestrator has every service URL.
+    let mut env = CLUSTER_ENV.to_vec();
+    env.push(("FINGERPRINT_PROVIDER_URL", "http://armada-fingerprint-provider:5005"));
+    let out = run_armada(cwd.path(), &args, &env).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(!out.stdout.contains("s3cret"), "the RabbitMQ password is never printed");
+    // The seed's "Agent Kubernetes Job Spec", item by item, for hello's 3 agents.
+    let job = printed_job(&out.stdout);
+    let spec = job.spec.clone().unwrap();
+    assert_eq!(spec.completion_mode.as_deref(), Some("Indexed"));
+    assert_eq!((spec.completions, spec.parallelism), (Some(3), Some(3)));
+    assert_eq!(spec.ttl_seconds_after_finished, Some(1_000_000));
+    let pod = spec.template.spec.unwrap();
+    assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
+    let spread = &pod.topology_spread_constraints.unwrap()[0];
+    assert_eq!(
+        (spread.max_skew, spread.topology_key.as_str(), spread.when_unsatisfiable.as_str()),
+        (1, "kubernetes.io/hostname", "ScheduleAnyway")
+    );
+    let requests = pod.containers[0].resources.clone().unwrap().requests.unwrap();
+    assert_eq!((requests["cpu"].0.as_str(), requests["memory"].0.as_str()), ("250m", "256Mi"));
+    assert_eq!(pod.containers[0].image_pull_policy.as_deref(), Some("Always"), "DISTRIB=kube");
+    insta::assert_snapshot!("kube_job_examples_hello", out.stdout);
 }
 
 #[tokio::test]

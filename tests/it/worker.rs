@@ -30,7 +30,8 @@ struct Call {
     params: Value,
 }
 
-/// A `WorkerCalls` that stores every call and says it is stored.
+/// A `WorkerCalls` that stores every call and says it is stored; the network calls it
+/// refuses, as an agent without a network would.
 #[derive(Default)]
 struct Recorder {
     calls: Mutex<Vec<Call>>,
@@ -40,7 +41,10 @@ struct Recorder {
 impl WorkerCalls for Recorder {
     async fn call(&self, job_uuid: Option<Uuid>, method: &str, params: Value) -> Result<Value, String> {
         self.calls.lock().unwrap().push(Call { job: job_uuid, method: method.to_string(), params });
-        Ok(json!({"stored": true}))
+        match method {
+            "switch_proxy" | "fingerprint" => Err(format!("`{method}`: this test agent has no network")),
+            _ => Ok(json!({"stored": true})),
+        }
     }
 }
 

@@ -69,6 +69,7 @@ pub struct TestAppBuilder {
     store: Option<Arc<dyn Store>>,
     vars: Vec<(String, String)>,
     engines: Engines,
+    listener: Option<tokio::net::TcpListener>,
 }
 
 impl TestAppBuilder {
@@ -139,6 +140,13 @@ impl TestAppBuilder {
         self
     }
 
+    /// Serve on this listener instead of a fresh one: its address is known before `spawn`
+    /// (e.g. for agents started elsewhere that must reach the backend).
+    pub fn listener(mut self, listener: tokio::net::TcpListener) -> Self {
+        self.listener = Some(listener);
+        self
+    }
+
     /// Any variable `Settings` reads, as if set in the environment.
     pub fn var(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.vars.push((key.into(), value.into()));
@@ -152,8 +160,12 @@ impl TestAppBuilder {
         for (key, value) in self.vars {
             vars.set(key, value);
         }
-        let mut settings = Settings::from_vars(vars, self.roles, Some(SocketAddr::from(([127, 0, 0, 1], 0))))
-            .expect("valid test settings");
+        let listener = match self.listener {
+            Some(listener) => listener,
+            None => tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback"),
+        };
+        let addr = listener.local_addr().expect("local address");
+        let mut settings = Settings::from_vars(vars, self.roles, Some(addr)).expect("valid test settings");
         if let Some(token) = &self.token {
             settings.token = Some(Secret::new(token.clone()));
         }
@@ -172,8 +184,6 @@ impl TestAppBuilder {
         let mut engines = self.engines;
         engines.store = self.store;
         let state = AppState::build_with(settings, engines).await.expect("app state");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
-        let addr = listener.local_addr().expect("local address");
         let (shutdown, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(app::serve(listener, state.clone(), async move {
             let _ = stopped.await;

@@ -161,8 +161,10 @@ impl ForwardProxy {
         }
     }
 
-    /// Stops accepting connections.
-    pub fn stop(self) {}
+    /// Stops accepting connections (open ones finish on their own). Dropping it does too.
+    pub fn stop(&self) {
+        self.accept.abort();
+    }
 }
 
 impl Drop for ForwardProxy {

@@ -20,7 +20,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 pub use logs::{LogLine, LogSink, LogStream};
-pub use protocol::{FinalStatus, InitContext, JobRequest, PROTOCOL_VERSION, WorkerCall};
+pub use protocol::{FinalStatus, InitContext, JobRequest, NetworkCall, PROTOCOL_VERSION, WorkerCall};
 pub use python::materialize_python_helper;
 pub use supervisor::Worker;
 
@@ -39,7 +39,7 @@ pub fn agent_name() -> String {
 }
 
 /// Everything needed to start a worker and bring it to `ready`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WorkerSpec {
     /// Program and arguments, e.g. `["python3", "-m", "armada_worker"]` or `["node", "worker.js"]`.
     pub command: Vec<String>,
@@ -55,6 +55,20 @@ pub struct WorkerSpec {
     pub connect_timeout: Duration,
     /// How long its init (heavy resources: browsers, proxies) may take before `ready`.
     pub init_timeout: Duration,
+}
+
+/// The environment's names only: its values hold secrets (`ARMADA_TOKEN`, `SQL_SERVER_PASSWORD`).
+impl std::fmt::Debug for WorkerSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerSpec")
+            .field("command", &self.command)
+            .field("workdir", &self.workdir)
+            .field("env", &self.env.iter().map(|(name, _)| name).collect::<Vec<_>>())
+            .field("context", &self.context)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("init_timeout", &self.init_timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl WorkerSpec {
@@ -95,12 +109,13 @@ impl WorkerSpec {
     }
 }
 
-/// The agent's side of the worker's calls: record an event, a job status, a job, an output.
+/// The agent's side of the worker's calls: record an event, a job status, a job, an output;
+/// switch the local proxy's upstream; fetch a fresh fingerprint.
 ///
-/// Answer only once the record is stored or durably spooled: the worker's code may read
+/// Answer a record only once it is stored or durably spooled: the worker's code may read
 /// its own writes right after. `job_uuid` is the job the call is about (the current job when
-/// the worker named none); it is `None` only for an `output` sent outside a job, e.g. while
-/// the worker initialises. [`WorkerCall::parse`] turns the raw call into a typed one; the
+/// the worker named none); it is `None` for an `output` sent outside a job, e.g. while the
+/// worker initialises, and for network calls. [`WorkerCall::parse`] turns the raw call into a typed one; the
 /// supervisor has already checked that it parses, so a failure there is not expected.
 #[async_trait::async_trait]
 pub trait WorkerCalls: Send + Sync {
@@ -233,6 +248,18 @@ mod tests {
         let last = |name: &str| spec.env.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
         assert_eq!(last("PYTHONPATH"), Some("/helper:/mine"));
         assert_eq!(last("PYTHONUNBUFFERED"), Some("1"));
+    }
+
+    #[test]
+    fn a_spec_shows_its_variables_names_never_their_values() {
+        let context = InitContext { run_id: Uuid::nil(), pod_index: 0, proxy_url: None, fingerprint: None };
+        let spec =
+            WorkerSpec::new(vec!["python3".into()], "/w", Value::Null, context).env("ARMADA_TOKEN", "t0ken-value");
+        let shown = format!("{spec:?}");
+        assert!(shown.contains("ARMADA_TOKEN") && !shown.contains("t0ken-value"), "{shown}");
+        let child = crate::process::ChildSpec::new("python3", "/w").env("SQL_SERVER_PASSWORD", "pa55");
+        let shown = format!("{child:?}");
+        assert!(shown.contains("SQL_SERVER_PASSWORD") && !shown.contains("pa55"), "{shown}");
     }
 
     #[test]

@@ -156,10 +156,26 @@ pub enum WorkerCall {
         job_uuid: Option<Uuid>,
         data: serde_json::Map<String, Value>,
     },
+    /// A request about the agent's network, answered with data rather than stored.
+    Network(NetworkCall),
 }
 
-/// Methods the protocol reserves for later versions of the agent.
-const RESERVED_METHODS: [&str; 2] = ["switch_proxy", "fingerprint"];
+/// What a worker may ask of the agent's network (its local proxy, its fingerprint provider).
+#[derive(Debug, Clone, PartialEq)]
+pub enum NetworkCall {
+    /// `switch_proxy`: another upstream for the local proxy, with the same filters.
+    SwitchProxy,
+    /// `fingerprint`: a fresh fingerprint from the provider. `config` replaces the agent
+    /// message's `config_fingerprint` as the request when given; `additional_data` replaces
+    /// its `additional_data` when given.
+    Fingerprint {
+        config: Option<serde_json::Map<String, Value>>,
+        additional_data: Option<serde_json::Map<String, Value>>,
+    },
+}
+
+/// Every method a worker may call, for the error on an unknown one.
+const METHODS: &str = "event, job_status, create_job, output, switch_proxy, fingerprint";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -184,6 +200,19 @@ struct JobStatusParams {
 #[serde(deny_unknown_fields)]
 struct CreateJobParams {
     job_uuid: Uuid,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SwitchProxyParams {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FingerprintParams {
+    #[serde(default)]
+    config_fingerprint: Option<serde_json::Map<String, Value>>,
+    #[serde(default)]
+    additional_data: Option<serde_json::Map<String, Value>>,
 }
 
 #[derive(Deserialize)]
@@ -232,10 +261,18 @@ impl WorkerCall {
                 let p: OutputParams = params_of(method, params)?;
                 Ok(WorkerCall::Output { job_uuid: p.job_uuid.or(current_job), data: p.data })
             }
-            reserved if RESERVED_METHODS.contains(&reserved) => {
-                Err(format!("`{reserved}` is not supported by this agent yet"))
+            "switch_proxy" => {
+                let SwitchProxyParams {} = params_of(method, params)?;
+                Ok(WorkerCall::Network(NetworkCall::SwitchProxy))
             }
-            other => Err(format!("unknown method `{other}`; methods are: event, job_status, create_job, output")),
+            "fingerprint" => {
+                let p: FingerprintParams = params_of(method, params)?;
+                Ok(WorkerCall::Network(NetworkCall::Fingerprint {
+                    config: p.config_fingerprint,
+                    additional_data: p.additional_data,
+                }))
+            }
+            other => Err(format!("unknown method `{other}`; methods are: {METHODS}")),
         }
     }
 
@@ -246,6 +283,7 @@ impl WorkerCall {
             | WorkerCall::JobStatus { job_uuid, .. }
             | WorkerCall::CreateJob { job_uuid } => Some(*job_uuid),
             WorkerCall::Output { job_uuid, .. } => *job_uuid,
+            WorkerCall::Network(_) => None,
         }
     }
 }

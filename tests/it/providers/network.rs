@@ -6,7 +6,7 @@ use std::time::Duration;
 use armada::agent::network::prepare_network;
 use armada::clients::ProviderClients;
 use armada::roles::Role;
-use armada::settings::{Settings, Vars};
+use armada::settings::{ForwardProxySettings, Settings, Vars};
 use serde_json::{Value, json};
 
 use super::stand_ins::{self, EXIT_IP_HEADER, Service, TestUpstream, basic, refusing_url};
@@ -15,9 +15,9 @@ use crate::support::TestApp;
 
 const CREDENTIALS: (&str, &str) = ("agent", "net-secret");
 
-fn agent_settings() -> Settings {
+fn agent_settings() -> ForwardProxySettings {
     let vars = Vars::from_pairs([("ARMADA_FORWARD_PROXY_PORT", "0")]);
-    Settings::from_vars(vars, Vec::new(), None).expect("settings")
+    Settings::from_vars(vars, Vec::new(), None).expect("settings").forward_proxy
 }
 
 /// Both providers in one process (their checks on local stand-ins), and clients of them.

@@ -135,9 +135,10 @@ async fn prints_that_look_like_protocol_messages_stay_logs() {
 async fn stand_ins_hand_over_proxy_fingerprint_and_a_database() {
     let fixture = Fixture::standard();
     let message = json!({"config_proxy": {"upstream_proxy_enabled": 1}});
-    let (mut worker, calls, _) = fixture.start(message).await;
+    let (mut worker, calls, logs) = fixture.start(message).await;
 
-    let outcome = worker.run_job(job(json!({"n": 1, "mode": "extras"})), JOB_TIMEOUT, &calls).await;
+    let request = job(json!({"n": 1, "mode": "extras"}));
+    let outcome = worker.run_job(request.clone(), JOB_TIMEOUT, &calls).await;
 
     assert_eq!(outcome, JobOutcome::Done { status: FinalStatus::Success, error: None });
     assert_eq!(
@@ -148,6 +149,13 @@ async fn stand_ins_hand_over_proxy_fingerprint_and_a_database() {
             "rows": [["it's.example", 5]],
         })
     );
+    // The fingerprint was asked of the agent first; this one cannot answer, so the helper fell
+    // back to the one of the init context, and said so.
+    let asked: Vec<_> = calls.calls().into_iter().filter(|call| call.method == "fingerprint").collect();
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(asked[0].params, json!({}), "FingerprintManager({{}}) sends no config of its own");
+    let stderr = logs.lines(LogStream::Stderr, Some(request.job_uuid)).join("\n");
+    assert!(stderr.contains("using the fingerprint the agent fetched at init"), "{stderr}");
 }
 
 #[tokio::test]

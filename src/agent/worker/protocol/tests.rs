@@ -120,6 +120,18 @@ fn calls_resolve_the_current_job_and_refuse_what_is_wrong() {
     );
     let output = WorkerCall::parse("output", &json!({"data": {"k": 1}}), None).unwrap();
     assert_eq!(output.job_uuid(), None);
+    assert_eq!(
+        WorkerCall::parse("switch_proxy", &Value::Null, None),
+        Ok(WorkerCall::Network(NetworkCall::SwitchProxy))
+    );
+    let fingerprint =
+        WorkerCall::parse("fingerprint", &json!({"additional_data": {"desired_ua": "UA"}}), Some(current)).unwrap();
+    let desired = json!({"desired_ua": "UA"}).as_object().cloned().unwrap();
+    assert_eq!(
+        fingerprint,
+        WorkerCall::Network(NetworkCall::Fingerprint { config: None, additional_data: Some(desired) })
+    );
+    assert_eq!(fingerprint.job_uuid(), None, "network calls are about the agent, not a job");
 
     let error = |method: &str, params: Value, job: Option<Uuid>| WorkerCall::parse(method, &params, job).unwrap_err();
     assert!(error("event", json!({"content": "x", "status": "Running"}), None).contains("no job is running"));
@@ -130,8 +142,8 @@ fn calls_resolve_the_current_job_and_refuse_what_is_wrong() {
         error("event", json!({"content": "x", "status": "Done"}), Some(current)).starts_with("bad params for `event`")
     );
     assert!(error("output", json!({"data": [1, 2]}), Some(current)).starts_with("bad params for `output`"));
-    assert_eq!(error("switch_proxy", json!({}), Some(current)), "`switch_proxy` is not supported by this agent yet");
-    assert!(error("fingerprint", json!({}), Some(current)).contains("not supported"));
+    assert!(error("switch_proxy", json!({"to": "x"}), None).starts_with("bad params for `switch_proxy`"));
+    assert!(error("fingerprint", json!({"additional_data": "ua"}), None).starts_with("bad params for `fingerprint`"));
     assert!(error("launch_rockets", json!({}), Some(current)).starts_with("unknown method `launch_rockets`"));
 }
 

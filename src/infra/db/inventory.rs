@@ -132,6 +132,12 @@ pub struct FingerprintFilter {
     pub collected_since: Option<Timestamp>,
 }
 
+/// A text filter's value as every store compares it: trimmed, and blank means "any" (as an
+/// empty `proxy_location=` does on the wire).
+pub fn filter_text(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
 /// What an import did: rows inserted, and rows skipped because they were already stored (or
 /// appeared earlier in the same import).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -5,13 +5,15 @@
 //!
 //! One file per concern: `pool` (connections, TLS, timeouts), `exec` (reads and transactions,
 //! retries), `sql` (every statement), `params` (binding), `limits` (2,100 parameters, paging),
-//! `write` and `read` (the `Store` methods), `rows` (decoding), `schema` + `migrate` + `adopt`
-//! (the schema and how it gets there).
+//! `write` and `read` (the `Store` methods), `inventory` (the providers' proxies and
+//! fingerprints), `rows` (decoding), `schema` + `migrate` + `adopt` (the schema and how it gets
+//! there).
 //!
 //! Parameterised SQL only: values are bound as `@P1…@Pn`, never formatted into text.
 
 mod adopt;
 mod exec;
+mod inventory;
 mod limits;
 mod migrate;
 mod params;
@@ -33,8 +35,11 @@ use uuid::Uuid;
 
 use self::params::Statement;
 use self::pool::Pool;
-use super::{Applied, Mutation, Store, StoreError};
-use crate::model::{AgentSummary, Event, Job, Output, Page, PageRequest, Run};
+use super::{
+    Applied, FingerprintFilter, FingerprintSummary, ImportOutcome, Mutation, NewFingerprint, NewProxy, ProxyFilter,
+    Store, StoreError, StoredFingerprint, StoredProxy,
+};
+use crate::model::{AgentSummary, Event, Job, Output, Page, PageRequest, Run, TimelineBucket};
 use crate::settings::MssqlSettings;
 
 pub struct MssqlStore {
@@ -118,5 +123,33 @@ impl Store for MssqlStore {
 
     async fn job_logs(&self, job_uuid: Uuid, max_bytes: usize) -> Result<String, StoreError> {
         read::job_logs(&self.pool, job_uuid, max_bytes).await
+    }
+
+    async fn job_timeline(&self, run_uuid: Uuid, bucket_secs: u32) -> Result<Vec<TimelineBucket>, StoreError> {
+        read::job_timeline(&self.pool, run_uuid, bucket_secs).await
+    }
+
+    async fn import_proxies(&self, proxies: &[NewProxy]) -> Result<ImportOutcome, StoreError> {
+        inventory::import_proxies(&self.pool, proxies).await
+    }
+
+    async fn import_fingerprints(&self, fingerprints: &[NewFingerprint]) -> Result<ImportOutcome, StoreError> {
+        inventory::import_fingerprints(&self.pool, fingerprints).await
+    }
+
+    async fn random_proxy(&self, filter: &ProxyFilter) -> Result<Option<StoredProxy>, StoreError> {
+        inventory::random_proxy(&self.pool, filter).await
+    }
+
+    async fn random_fingerprint(&self, filter: &FingerprintFilter) -> Result<Option<StoredFingerprint>, StoreError> {
+        inventory::random_fingerprint(&self.pool, filter).await
+    }
+
+    async fn list_proxies(&self, page: PageRequest) -> Result<Page<StoredProxy>, StoreError> {
+        inventory::list_proxies(&self.pool, page).await
+    }
+
+    async fn list_fingerprints(&self, page: PageRequest) -> Result<Page<FingerprintSummary>, StoreError> {
+        inventory::list_fingerprints(&self.pool, page).await
     }
 }

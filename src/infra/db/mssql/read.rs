@@ -11,11 +11,11 @@ use super::params::{Param, Statement};
 use super::pool::Pool;
 use super::rows::{self as decode};
 use super::sql::{self, Sql};
-use crate::infra::db::StoreError;
 use crate::infra::db::effects::LogTail;
-use crate::model::{AgentSummary, Event, Job, Output, Page, PageRequest, Run, status};
+use crate::infra::db::{StoreError, timeline_buckets};
+use crate::model::{AgentSummary, Event, Job, Output, Page, PageRequest, Run, TimelineBucket, status};
 
-type Decode<T> = fn(&tiberius::Row) -> Result<T, StoreError>;
+pub(super) type Decode<T> = fn(&tiberius::Row) -> Result<T, StoreError>;
 
 /// Log chunks read per round trip while gathering a job's newest bytes.
 const LOG_CHUNKS_PER_READ: i64 = 64;
@@ -35,26 +35,31 @@ pub(super) async fn get_job(pool: &Arc<Pool>, job_uuid: Uuid) -> Result<Option<J
 
 /// The statements of one list: the page (with the window total) and the plain count, and the
 /// filter bound first in both when there is one.
-struct List {
-    page: &'static Sql,
-    count: &'static Sql,
-    filter: Option<Uuid>,
+pub(super) struct List {
+    pub page: &'static Sql,
+    pub count: &'static Sql,
+    pub filter: Option<Uuid>,
 }
 
 impl List {
-    fn page_statement(&self, request: PageRequest) -> Result<Statement, StoreError> {
+    pub fn page_statement(&self, request: PageRequest) -> Result<Statement, StoreError> {
         let (offset, fetch) = page_window(request);
         let mut params: Vec<Param> = self.filter.into_iter().map(Param::uuid).collect();
         params.extend([Param::bigint(offset), Param::bigint(fetch)]);
         Statement::new(self.page, params)
     }
 
-    fn count_statement(&self) -> Result<Statement, StoreError> {
+    pub fn count_statement(&self) -> Result<Statement, StoreError> {
         Statement::new(self.count, self.filter.into_iter().map(Param::uuid).collect())
     }
 }
 
-async fn page<T>(pool: &Arc<Pool>, list: List, request: PageRequest, decode: Decode<T>) -> Result<Page<T>, StoreError> {
+pub(super) async fn page<T>(
+    pool: &Arc<Pool>,
+    list: List,
+    request: PageRequest,
+    decode: Decode<T>,
+) -> Result<Page<T>, StoreError> {
     let found = pool.read(list.page_statement(request)?).await?;
     let total = match found.first() {
         Some(row) => decode::total_rows(row)?,
@@ -174,6 +179,49 @@ pub(super) async fn agent_summaries(pool: &Arc<Pool>, run_uuid: Uuid) -> Result<
         .collect()
 }
 
+/// The Unix epoch, bound so that `DATEDIFF_BIG` counts the microseconds SQLite stores.
+fn unix_epoch() -> chrono::NaiveDateTime {
+    chrono::DateTime::UNIX_EPOCH.naive_utc()
+}
+
+/// A bucket's size in microseconds, as SQLite's store computes it.
+fn bucket_micros(bucket_secs: u32) -> i64 {
+    i64::from(bucket_secs.max(1)) * 1_000_000
+}
+
+fn job_timeline_statement(run_uuid: Uuid, bucket_secs: u32) -> Result<Statement, StoreError> {
+    let [success, failed, cancelled] = status::FINAL;
+    Statement::new(
+        &sql::JOB_TIMELINE,
+        vec![
+            Param::datetime(unix_epoch()),
+            Param::bigint(bucket_micros(bucket_secs)),
+            Param::uuid(run_uuid),
+            Param::text(success),
+            Param::text(failed),
+            Param::text(cancelled),
+        ],
+    )
+}
+
+/// The run's finished jobs counted per bucket by one aggregate query (the trait's default would
+/// read every job of the run through `list_jobs`).
+pub(super) async fn job_timeline(
+    pool: &Arc<Pool>,
+    run_uuid: Uuid,
+    bucket_secs: u32,
+) -> Result<Vec<TimelineBucket>, StoreError> {
+    let found = pool.read(job_timeline_statement(run_uuid, bucket_secs)?).await?;
+    let counts = found
+        .iter()
+        .map(|row| {
+            let n = u64::try_from(decode::bigint(row, "n")?).unwrap_or_default();
+            Ok((decode::bigint(row, "bucket")?, decode::text(row, "job_status")?, n))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(timeline_buckets(counts, bucket_secs))
+}
+
 fn log_chunks_statement(job_uuid: Uuid, before_seq: i64) -> Result<Statement, StoreError> {
     Statement::new(
         &sql::LOG_CHUNKS_BEFORE,
@@ -205,6 +253,7 @@ pub(super) async fn job_logs(pool: &Arc<Pool>, job_uuid: Uuid, max_bytes: usize)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Timestamp;
 
     /// Every statement the reads send, with the values they bind, is accepted by
     /// `Statement::new` (which refuses a count that differs from the SQL's placeholders).
@@ -225,9 +274,83 @@ mod tests {
             list.count_statement().expect("count statement");
         }
         agent_summaries_statements(id).expect("agent summaries");
+        job_timeline_statement(id, 60).expect("job timeline");
         log_chunks_statement(id, i64::MAX).expect("log chunks");
         for sql in [&sql::FIND_RUN, &sql::FIND_JOB, &sql::COUNT_JOBS_BY_STATUS] {
             Statement::new(sql, vec![Param::uuid(id)]).expect("one key");
+        }
+    }
+
+    /// What `JOB_TIMELINE` computes for a finish time, step by step as SQL Server does: the
+    /// microseconds `DATEDIFF_BIG` counts from the bound epoch to the stored `datetime2`, then
+    /// `/ size * size` on BIGINTs (T-SQL truncates an integer division toward zero).
+    fn sql_server_bucket(at: Timestamp, bucket_secs: u32) -> i64 {
+        let stored = crate::infra::db::mssql::params::datetime2("job_finished", at).expect("storable");
+        let micros = (stored - unix_epoch()).num_microseconds().expect("fits a BIGINT");
+        let size = bucket_micros(bucket_secs);
+        (micros / size) * size
+    }
+
+    #[test]
+    fn the_timeline_statement_computes_what_the_model_does() {
+        let expression = "(DATEDIFF_BIG(microsecond, @P1, COALESCE(job_finished, job_datetime)) / @P2) * @P2 AS bucket";
+        assert!(sql::JOB_TIMELINE.text.contains(expression), "{}", sql::JOB_TIMELINE.text);
+        let statement = job_timeline_statement(Uuid::new_v4(), 0).expect("statement");
+        assert_eq!(statement.params[0], Param::datetime(unix_epoch()));
+        assert_eq!(statement.params[1], Param::bigint(1_000_000), "a zero size is one second, as on SQLite");
+    }
+
+    /// The buckets SQLite's store returns, and those SQL Server's statement would, for the same
+    /// finish times: at the epoch, around it (where truncation and flooring differ), at bucket
+    /// edges, and at both ends of what `datetime2` holds.
+    #[tokio::test]
+    async fn timeline_buckets_are_sqlites_to_the_microsecond() {
+        use crate::infra::db::{Mutation, NewJob, NewRun};
+        let times = [
+            "0001-01-01T00:00:00",
+            "1969-12-31T23:58:59.999999",
+            "1969-12-31T23:59:00",
+            "1969-12-31T23:59:59.999999",
+            "1970-01-01T00:00:00",
+            "1970-01-01T00:00:00.000001",
+            "2026-02-24T10:00:59.999999",
+            "2026-02-24T10:01:00",
+            "2026-02-24T10:01:06.5",
+            "9999-12-31T23:59:59.999999",
+        ]
+        .map(|raw| Timestamp::parse(raw).expect("time"));
+        let test_store = crate::infra::db::sqlite::tests::temp_store().await.expect("sqlite");
+        let run_uuid = Uuid::new_v4();
+        let mut batch = vec![Mutation::CreateRun(NewRun {
+            run_uuid,
+            run_datetime: times[0],
+            run_status: None,
+            number_of_agents: None,
+            number_of_jobs: None,
+        })];
+        let statuses = [status::SUCCESS, status::FAILED, status::CANCELLED, status::RUNNING];
+        for (at, job_status) in times.iter().zip(statuses.iter().cycle()) {
+            batch.push(Mutation::CreateJob(NewJob {
+                job_uuid: Uuid::new_v4(),
+                run_uuid,
+                job_datetime: *at,
+                job_associated_agent: "agent-0".into(),
+                job_status: job_status.to_string(),
+                job_index: None,
+            }));
+        }
+        assert!(test_store.store.apply(&batch).await.expect("stored").iter().all(Result::is_ok));
+        for bucket_secs in [0, 1, 7, 60, 3600, 86_400] {
+            let sqlite = test_store.store.job_timeline(run_uuid, bucket_secs).await.expect("sqlite timeline");
+            let sql_server = timeline_buckets(
+                times
+                    .iter()
+                    .zip(statuses.iter().cycle())
+                    .filter(|(_, job_status)| status::is_final(job_status))
+                    .map(|(at, job_status)| (sql_server_bucket(*at, bucket_secs), job_status.to_string(), 1)),
+                bucket_secs,
+            );
+            assert_eq!(sql_server, sqlite, "{bucket_secs} s buckets");
         }
     }
 }

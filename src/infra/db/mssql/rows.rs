@@ -6,7 +6,7 @@ use tiberius::Row;
 use uuid::Uuid;
 
 use super::params::timestamp;
-use crate::infra::db::StoreError;
+use crate::infra::db::{FingerprintSummary, StoreError, StoredFingerprint, StoredProxy};
 use crate::model::{Event, Job, Output, Run, Timestamp};
 
 fn corrupt(column: &str, detail: impl std::fmt::Display) -> StoreError {
@@ -98,14 +98,43 @@ pub(super) fn event(row: &Row) -> Result<Event, StoreError> {
     })
 }
 
+/// A stored JSON document. Rows written by other tools (raw SQL, the original system) may hold
+/// plain text: it comes back as a JSON string.
+fn json(row: &Row, column: &str) -> Result<serde_json::Value, StoreError> {
+    let data = text(row, column)?;
+    Ok(serde_json::from_str(&data).unwrap_or(serde_json::Value::String(data)))
+}
+
 pub(super) fn output(row: &Row) -> Result<Output, StoreError> {
-    let data = text(row, "data")?;
     Ok(Output {
         output_uuid: uuid(row, "output_uuid")?,
         run_uuid: uuid(row, "run_uuid")?,
         job_uuid: opt(row, "job_uuid")?,
-        // Rows written by other tools (raw SQL, the original system) may hold plain text.
-        data: serde_json::from_str(&data).unwrap_or(serde_json::Value::String(data)),
+        data: json(row, "data")?,
         timestamp: datetime(row, "timestamp")?,
     })
+}
+
+pub(super) fn proxy(row: &Row) -> Result<StoredProxy, StoreError> {
+    Ok(StoredProxy {
+        proxy_id: bigint(row, "proxy_id")?,
+        proxy_url: text(row, "proxy_url")?,
+        proxy_provider_name: opt_text(row, "proxy_provider_name")?,
+        proxy_type: opt_text(row, "proxy_type")?,
+        proxy_rotation_strategy: opt_text(row, "proxy_rotation_strategy")?,
+        proxy_location: opt_text(row, "proxy_location")?,
+    })
+}
+
+pub(super) fn fingerprint_summary(row: &Row) -> Result<FingerprintSummary, StoreError> {
+    Ok(FingerprintSummary {
+        fingerprint_id: bigint(row, "fingerprint_id")?,
+        antibot_vendor: opt_text(row, "antibot_vendor")?,
+        website: opt_text(row, "website")?,
+        collecting_date: opt_datetime(row, "collecting_date")?,
+    })
+}
+
+pub(super) fn fingerprint(row: &Row) -> Result<StoredFingerprint, StoreError> {
+    Ok(StoredFingerprint { summary: fingerprint_summary(row)?, data: json(row, "data")? })
 }

@@ -1,26 +1,28 @@
 //! Every statement the SQL Server store sends, as constants (or text generated from constants
 //! only: the multi-row inserts and `IN` lists), each with the number of `@P` parameters it takes.
 //! No value ever becomes SQL text: table and column names are constants, values are bound.
-//! The tests below check each statement against that rule without a server.
+//! The tests below check each statement against that rule without a server. The providers'
+//! inventory has its own file, `sql/inventory.rs`.
 //!
-//! Dialect notes for whoever adds statements (the providers' inventory, a timeline):
+//! Dialect notes for whoever adds statements:
 //! - paging: `ORDER BY … OFFSET @Pn ROWS FETCH NEXT @Pm ROWS ONLY` (needs an `ORDER BY`; end it
 //!   with `seq DESC` or the identity key so ties keep insertion order, as SQLite's `rowid`);
 //!   `COUNT_BIG(*) OVER ()` returns the total in the same statement (see `LIST_RUNS`);
 //! - random pick: `SELECT TOP (1) … WHERE <filters> ORDER BY NEWID()` reads every matching row
-//!   once (fine for thousands). For a large proxy table, pick a random key instead:
-//!   `WHERE proxy_id >= @Pr ORDER BY proxy_id` with `@Pr` drawn between `MIN` and `MAX`
-//!   (keyset, one index seek; retry from the start on a miss), or `TABLESAMPLE (n PERCENT)`
-//!   then `ORDER BY NEWID()` (cheap but page-grained, can return nothing);
-//! - a list of ids to exclude: `NOT IN (SELECT CAST(value AS BIGINT) FROM OPENJSON(@Pn))` with
-//!   the ids as one JSON array parameter (SQL Server 2016+), never a `NOT IN` built from values;
-//! - containment: `col LIKE @Pn ESCAPE N'\'` is the one place a literal would be needed: bind
-//!   the pattern `%value%` with `%`, `_`, `[` and `\` escaped in Rust, and pass the escape
-//!   character as a parameter too (`ESCAPE @Pm`) to keep this module quote-free;
+//!   once (fine for thousands; see `sql/inventory.rs` for a large proxy table);
+//! - a list of ids to exclude: `NOT IN (SELECT CAST([value] AS BIGINT) FROM OPENJSON(@Pn))` with
+//!   the ids as one JSON array parameter (database compatibility level 130, SQL Server 2016+),
+//!   never a `NOT IN` built from values;
+//! - containment: `col LIKE @Pn` with the pattern `%value%` bound, its wildcards made literal in
+//!   Rust by T-SQL's brackets (`[%]`, `[_]`, `[[]`): no `ESCAPE` clause, so no literal and no
+//!   escape character to escape in turn (see `inventory::contains_pattern`);
 //! - case: status and agent columns use a binary collation (`Latin1_General_100_BIN2`), so
 //!   equality, `GROUP BY` and `ORDER BY` behave as SQLite's; the inventory's filter columns use a
-//!   case-insensitive one, so `proxy_type = @P1` ignores case without `LOWER()`;
-//! - 2,100 parameters per statement at most (see [`super::chunk`]).
+//!   case-insensitive one, so `proxy_type = @P1` ignores case without `LOWER()` (a bound value
+//!   takes the column's collation). Whatever the collation, `=` ignores trailing spaces;
+//! - time arithmetic: `DATEDIFF_BIG(microsecond, @Pn, col)` with the Unix epoch bound as `@Pn`
+//!   gives the microseconds SQLite stores (no date literal needed);
+//! - 2,100 parameters per statement at most (see [`super::limits`]).
 
 /// A constant statement and how many parameters it takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,9 +63,14 @@ macro_rules! output_columns {
 
 macro_rules! sql {
     ($name:ident, $params:expr, $($text:expr),+ $(,)?) => {
-        pub(super) const $name: Sql = Sql { name: stringify!($name), text: concat!($($text),+), params: $params };
+        pub(in crate::infra::db::mssql) const $name: Sql =
+            Sql { name: stringify!($name), text: concat!($($text),+), params: $params };
     };
 }
+
+mod inventory;
+
+pub(super) use self::inventory::*;
 
 // ---------------------------------------------------------------- single rows
 sql!(SELECT_ONE, 0, "SELECT 1");
@@ -167,6 +174,17 @@ sql!(
     2,
     "SELECT job_associated_agent, job_uuid FROM armada_jobs WHERE run_uuid = @P1 AND job_status = @P2 ",
     "ORDER BY job_datetime, seq"
+);
+// Finished jobs per (bucket, status): @P1 the Unix epoch, @P2 the bucket size in microseconds,
+// @P3 the run, @P4..@P6 the final statuses. `/` on BIGINTs truncates toward zero, as SQLite's
+// does, so the buckets are SQLite's to the microsecond (aligned to the epoch).
+sql!(
+    JOB_TIMELINE,
+    6,
+    "SELECT bucket, job_status, COUNT_BIG(*) AS n FROM (SELECT ",
+    "(DATEDIFF_BIG(microsecond, @P1, COALESCE(job_finished, job_datetime)) / @P2) * @P2 AS bucket, job_status ",
+    "FROM armada_jobs WHERE run_uuid = @P3 AND job_status IN (@P4, @P5, @P6)) AS finished ",
+    "GROUP BY bucket, job_status ORDER BY bucket, job_status"
 );
 // Keyset paging through a job's log, newest first: @P2 chunks older than seq @P3.
 sql!(
@@ -288,6 +306,7 @@ pub(super) const ALL: &[Sql] = &[
     COUNT_JOBS_BY_STATUS,
     AGENT_SUMMARIES,
     RUNNING_JOBS_BY_AGENT,
+    JOB_TIMELINE,
     LOG_CHUNKS_BEFORE,
     DELETE_RUN_LOGS,
     DELETE_RUN_EVENTS,
@@ -303,6 +322,12 @@ pub(super) const ALL: &[Sql] = &[
     CATALOG_COLUMNS,
     CATALOG_INDEXES,
     FINGERPRINTS_WITHOUT_DIGEST,
+    RANDOM_PROXY,
+    RANDOM_FINGERPRINT,
+    LIST_PROXIES,
+    COUNT_PROXIES,
+    LIST_FINGERPRINTS,
+    COUNT_FINGERPRINTS,
 ];
 
 /// A table the batched creates insert into: its key, the columns bound per row (key first), the
@@ -373,7 +398,7 @@ pub(super) const LOGS: InsertTarget = InsertTarget {
 };
 
 #[cfg(test)]
-pub(super) const INSERT_TARGETS: [InsertTarget; 5] = [RUNS, JOBS, EVENTS, OUTPUTS, LOGS];
+pub(super) const INSERT_TARGETS: [InsertTarget; 7] = [RUNS, JOBS, EVENTS, OUTPUTS, LOGS, PROXIES, FINGERPRINTS];
 
 /// `@P{first}, …` for `count` placeholders.
 fn placeholders(first: usize, count: usize) -> String {

@@ -392,3 +392,5 @@ live!(batches_larger_than_one_statement_are_chunked_and_replayed_idempotently, |
     assert_eq!(newest, ["event 2499", "event 2498", "event 2497"], "same datetime: insertion order, across chunks");
     assert!(store.job_logs(job, 1 << 20).await.expect("logs").starts_with("0\n1\n2\n"));
 });
+
+mod inventory;

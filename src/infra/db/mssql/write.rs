@@ -133,11 +133,12 @@ async fn create_rows(
     let keys: Vec<Uuid> = valid.iter().map(|row| row.key).collect();
     for chunk in limits::chunks(&keys, target.params_per_row()) {
         let chunk = &valid[chunk];
-        let inserted: HashSet<Uuid> = rows(client, insert_statement(target, chunk)?)
-            .await?
-            .iter()
-            .map(|row| decode::uuid(row, target.key))
-            .collect::<Result<_, _>>()?;
+        let inserted: HashSet<Uuid> =
+            rows(client, insert_statement(target, chunk.iter().map(|row| row.values.as_slice()))?)
+                .await?
+                .iter()
+                .map(|row| decode::uuid(row, target.key))
+                .collect::<Result<_, _>>()?;
         let others: Vec<Uuid> = chunk.iter().map(|row| row.key).filter(|key| !inserted.contains(key)).collect();
         let mut stored: HashMap<Uuid, tiberius::Row> = HashMap::new();
         if !others.is_empty() {
@@ -163,14 +164,19 @@ async fn create_rows(
     Ok(())
 }
 
-/// The multi-row insert of a chunk: each row's position, then its values.
-fn insert_statement(target: &InsertTarget, chunk: &[Row]) -> Result<Statement, StoreError> {
-    let mut params = Vec::with_capacity(chunk.len() * target.params_per_row());
-    for (position, row) in chunk.iter().enumerate() {
+/// The multi-row insert of a chunk: each row's position, then its values (in
+/// `InsertTarget::columns` order). Also the inventory's imports.
+pub(super) fn insert_statement<'v>(
+    target: &InsertTarget,
+    chunk: impl ExactSizeIterator<Item = &'v [Param]>,
+) -> Result<Statement, StoreError> {
+    let rows = chunk.len();
+    let mut params = Vec::with_capacity(rows * target.params_per_row());
+    for (position, values) in chunk.enumerate() {
         params.push(Param::bigint(position as i64));
-        params.extend(row.values.iter().cloned());
+        params.extend(values.iter().cloned());
     }
-    Statement::generated(sql::insert_rows(target, chunk.len()), params)
+    Statement::generated(sql::insert_rows(target, rows), params)
 }
 
 /// The uuid and column values of a create, or why it cannot be stored.

@@ -10,6 +10,7 @@ use sqlx::sqlite::{SqlitePool, SqliteRow};
 
 use super::rows::get;
 use super::{read, unavailable};
+use crate::infra::db::inventory::filter_text;
 use crate::infra::db::{
     FingerprintFilter, FingerprintSummary, ImportOutcome, NewFingerprint, NewProxy, ProxyFilter, StoreError,
     StoredFingerprint, StoredProxy,
@@ -66,11 +67,6 @@ fn fingerprint_summary(row: &SqliteRow) -> Result<FingerprintSummary, StoreError
         website: get(row, "website")?,
         collecting_date: get::<Option<i64>>(row, "collecting_date")?.map(Timestamp::from_micros),
     })
-}
-
-/// Empty filter values mean "any", as an empty `proxy_location=` does on the wire.
-fn filter_value(value: &Option<String>) -> Option<&str> {
-    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
 pub(super) async fn import_proxies(pool: &SqlitePool, proxies: &[NewProxy]) -> Result<ImportOutcome, StoreError> {
@@ -135,10 +131,10 @@ fn count(outcome: &mut ImportOutcome, rows_affected: u64) {
 pub(super) async fn random_proxy(pool: &SqlitePool, filter: &ProxyFilter) -> Result<Option<StoredProxy>, StoreError> {
     let excluded = serde_json::to_string(&filter.exclude_ids).unwrap_or_else(|_| "[]".into());
     let row = sqlx::query(RANDOM_PROXY)
-        .bind(filter_value(&filter.proxy_provider_name))
-        .bind(filter_value(&filter.proxy_type))
-        .bind(filter_value(&filter.proxy_rotation_strategy))
-        .bind(filter_value(&filter.proxy_location))
+        .bind(filter_text(&filter.proxy_provider_name))
+        .bind(filter_text(&filter.proxy_type))
+        .bind(filter_text(&filter.proxy_rotation_strategy))
+        .bind(filter_text(&filter.proxy_location))
         .bind(excluded)
         .fetch_optional(pool)
         .await
@@ -151,8 +147,8 @@ pub(super) async fn random_fingerprint(
     filter: &FingerprintFilter,
 ) -> Result<Option<StoredFingerprint>, StoreError> {
     let row = sqlx::query(RANDOM_FINGERPRINT)
-        .bind(filter_value(&filter.antibot_vendor))
-        .bind(filter_value(&filter.website))
+        .bind(filter_text(&filter.antibot_vendor))
+        .bind(filter_text(&filter.website))
         .bind(filter.collected_since.map(Timestamp::as_micros))
         .fetch_optional(pool)
         .await

@@ -3,10 +3,7 @@
 
 use std::collections::HashSet;
 
-use sha2::{Digest, Sha256};
-
 use super::{CatalogColumn, CatalogTable, Check, Step, plan};
-use crate::infra::db::StoreError;
 use crate::infra::db::mssql::exec::{Failure, execute, rows};
 use crate::infra::db::mssql::limits;
 use crate::infra::db::mssql::params::{Param, Statement};
@@ -14,30 +11,25 @@ use crate::infra::db::mssql::pool::Client;
 use crate::infra::db::mssql::rows as decode;
 use crate::infra::db::mssql::schema::TABLES;
 use crate::infra::db::mssql::sql::{self, Generated};
+use crate::infra::db::{NewFingerprint, StoreError};
+use crate::model::Timestamp;
 
-/// `fingerprint_sha256` as the importer computes it: hex sha256 of
-/// `antibot_vendor \n website \n data \n collecting_date` (absent values empty, `data` as compact
-/// JSON when it parses, the date in microseconds), so importing a fingerprint already adopted
-/// finds it a duplicate. This is `inventory::NewFingerprint::digest` of the providers' work; once
-/// both are merged, call that one instead of keeping this copy.
+/// `fingerprint_sha256` of an adopted row: [`NewFingerprint::digest`], the importer's own, so
+/// importing a fingerprint already adopted finds it a duplicate. `data` is read as the stores read
+/// it back: JSON when it parses (compacted by the digest), otherwise the text as a JSON string.
 pub(super) fn fingerprint_digest(
     vendor: Option<&str>,
     website: Option<&str>,
     data: &str,
     collected_micros: Option<i64>,
 ) -> String {
-    let data = serde_json::from_str::<serde_json::Value>(data).map_or_else(|_| data.to_string(), |v| v.to_string());
-    let mut hasher = Sha256::new();
-    hasher.update(vendor.unwrap_or_default());
-    hasher.update(b"\n");
-    hasher.update(website.unwrap_or_default());
-    hasher.update(b"\n");
-    hasher.update(data);
-    hasher.update(b"\n");
-    if let Some(micros) = collected_micros {
-        hasher.update(micros.to_string());
+    NewFingerprint {
+        antibot_vendor: vendor.map(String::from),
+        website: website.map(String::from),
+        data: serde_json::from_str(data).unwrap_or_else(|_| serde_json::Value::String(data.to_string())),
+        collecting_date: collected_micros.map(Timestamp::from_micros),
     }
-    hex::encode(hasher.finalize())
+    .digest()
 }
 
 /// Reads the catalog of the original tables, plans, and runs the plan on `client` (inside the

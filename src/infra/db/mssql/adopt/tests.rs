@@ -356,8 +356,15 @@ fn fingerprint_digests_are_the_importers() {
         "78268e4f94bfd8b2ec2f080bafe648dfa506d0489169a1568f594e8b03b3cc75",
         "JSON compacted, date in microseconds"
     );
+    let plain_text = crate::infra::db::NewFingerprint {
+        antibot_vendor: None,
+        website: None,
+        data: serde_json::Value::String("not json".into()),
+        collecting_date: None,
+    };
     assert_eq!(
         fingerprint_digest(None, None, "not json", None),
-        "5e1bde7595e23f072bb86eda570bf3453bdeb7fbbacc6b9d0cefdec83b52e290"
+        plain_text.digest(),
+        "text that is not JSON is the JSON string the provider hands out"
     );
 }

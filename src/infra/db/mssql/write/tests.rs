@@ -85,7 +85,7 @@ fn every_create_binds_one_value_per_insert_column() {
         assert_eq!(values.len(), target.columns.len(), "{}", target.table);
         assert_eq!(values[0], Param::uuid(key), "{}: the key is bound first", target.table);
         let rows: Vec<Row> = (0..3).map(|index| Row { index, key: Uuid::new_v4(), values: values.clone() }).collect();
-        let statement = insert_statement(target, &rows).expect("counts agree");
+        let statement = insert_statement(target, rows.iter().map(|row| row.values.as_slice())).expect("counts agree");
         assert_eq!(statement.params.len(), 3 * target.params_per_row());
         assert_eq!(statement.params[target.params_per_row()], Param::bigint(1), "each row starts with its position");
     }

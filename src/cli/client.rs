@@ -209,19 +209,13 @@ pub fn is_status(error: &anyhow::Error, status: StatusCode) -> bool {
     error.downcast_ref::<ServerError>().is_some_and(|e| e.status == status)
 }
 
-/// reqwest's message plus its causes (`error sending request: … Connection refused`), on one line.
+/// The root cause (`Connection refused (os error 111)`): reqwest's own layers add only noise.
 fn error_chain(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
+    let mut last: &dyn std::error::Error = error;
+    while let Some(cause) = last.source() {
+        last = cause;
     }
-    text
+    last.to_string()
 }
 
 #[cfg(test)]

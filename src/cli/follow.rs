@@ -239,6 +239,7 @@ impl Progress {
         let finished = view.finished_jobs;
         let rate = self.meter.rate(finished);
         let pace = match rate {
+            Some(rate) if finished >= self.total => format!("{rate:.1} jobs/s"),
             Some(rate) => {
                 let left = self.total.saturating_sub(finished) as f64 / rate;
                 format!("{rate:.1} jobs/s · ETA {}", duration(Duration::from_secs_f64(left.min(1e7))))

@@ -29,6 +29,7 @@ pub fn jobs_line(counts: &BTreeMap<String, u64>, total: u64) -> String {
 pub fn duration(elapsed: Duration) -> String {
     let secs = elapsed.as_secs();
     match secs {
+        0 if elapsed.is_zero() => "0s".to_owned(),
         0 => format!("{}ms", elapsed.as_millis()),
         1..60 => format!("{:.1}s", elapsed.as_secs_f64()),
         60..3600 => format!("{}m {:02}s", secs / 60, secs % 60),

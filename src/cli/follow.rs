@@ -222,9 +222,10 @@ impl Progress {
         let meter = Meter { since: Instant::now(), finished_then: finished };
         let bar = std::io::stdout().is_terminal().then(|| {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stdout());
-            let style = ProgressStyle::with_template("{spinner:.green} [{bar:32.cyan/blue}] {pos}/{len} jobs  {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> ");
+            let style =
+                ProgressStyle::with_template("{spinner:.green} [{bar:20.cyan/blue}] {pos}/{len} jobs  {wide_msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> ");
             bar.set_style(style);
             bar.enable_steady_tick(Duration::from_millis(120));
             bar
@@ -242,16 +243,24 @@ impl Progress {
             Some(rate) if finished >= self.total => format!("{rate:.1} jobs/s"),
             Some(rate) => {
                 let left = self.total.saturating_sub(finished) as f64 / rate;
-                format!("{rate:.1} jobs/s · ETA {}", duration(Duration::from_secs_f64(left.min(1e7))))
+                // Whole seconds, rounded up: an estimate, not a stopwatch.
+                let secs = left.min(1e7).ceil() as u64;
+                let eta = if secs < 60 { format!("{secs}s") } else { duration(Duration::from_secs(secs)) };
+                format!("{rate:.1} jobs/s · ETA {eta}")
             }
             None => "– jobs/s · ETA –".to_owned(),
         };
-        let outcomes = format!("{} succeeded, {} failed", count(status::SUCCESS), count(status::FAILED));
+        let mut outcomes = format!("{} succeeded, {} failed", count(status::SUCCESS), count(status::FAILED));
+        if count(status::CANCELLED) > 0 {
+            outcomes.push_str(&format!(", {} cancelled", count(status::CANCELLED)));
+        }
         let running = count(status::RUNNING);
         match &self.bar {
             Some(bar) => {
                 bar.set_position(finished);
-                bar.set_message(format!("{outcomes} · {running} running · {pace}"));
+                // Short enough for 80 columns: what a glance needs.
+                let (ok, failed) = (count(status::SUCCESS), count(status::FAILED));
+                bar.set_message(format!("{ok} ok · {failed} failed · {pace}"));
             }
             None => {
                 let text = format!("{finished}/{} jobs done ({outcomes}) · {running} running · {pace}", self.total);
@@ -274,6 +283,8 @@ impl Progress {
             Some(bar) => {
                 bar.set_position(view.finished_jobs);
                 bar.finish();
+                // The bar leaves the cursor at the end of its line.
+                println!();
             }
             None => self.show(view, true),
         }

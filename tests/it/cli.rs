@@ -129,15 +129,14 @@ async fn launch_waits_for_a_starting_serve_and_follows_hello_to_its_end() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
     let server = format!("http://127.0.0.1:{port}");
     let hello = hello();
-    let launch = spawn_armada(cwd.path(), &["launch", &hello, "--server", &server, "--follow"], &[]);
-    // Long enough for launch to find nobody listening, far shorter than its 10 s wait.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let launch = spawn_armada(cwd.path(), &["launch", &hello, "--server", &server, "--follow", "--wait", "60"], &[]);
+    let waiting = format!("waiting for the server at {server}");
+    assert!(launch.printed_to_stderr(&waiting, RUN_LIMIT).await, "launch found nobody listening and waits");
     let listen = format!("127.0.0.1:{port}");
     let mut serve = spawn_armada(cwd.path(), &["serve", "--listen", &listen], &[]);
 
     let output = launch.finish(RUN_LIMIT).await;
     assert_eq!(output.code, Some(1), "{}", shown(&output));
-    assert!(output.stderr.contains(&format!("waiting for the server at {server}")), "{}", shown(&output));
     assert!(output.stdout.contains("\n20 jobs: 19 succeeded, 1 failed\n"), "{}", shown(&output));
     let run_id = started_run(&output);
     assert!(cwd.path().join("armada.db").is_file(), "serve keeps its SQLite file in the working directory");
@@ -154,6 +153,12 @@ async fn launch_no_follow_returns_the_run_id_then_runs_and_outputs_read_the_run_
     let run_id = Uuid::parse_str(output.stdout.trim()).unwrap_or_else(|_| panic!("{}", shown(&output)));
     assert!(output.stderr.contains(&format!("run {run_id} started: 3 agents, 20 jobs")), "{}", shown(&output));
     wait_for_status(&app, run_id, "completed").await;
+    // The agents leave once the run's queue is deleted, a moment after it completed.
+    let left = eventually(RUN_LIMIT, async || {
+        let view = json(&app, &format!("/bot/runs/{run_id}")).await;
+        view["agents"].as_array().is_some_and(|agents| agents.iter().all(|a| a["phase"] == "succeeded"))
+    });
+    assert!(left.await, "agents still there: {}", json(&app, &format!("/bot/runs/{run_id}")).await);
 
     let list = armada(&app, &["runs", "list"], &[]).await;
     assert_eq!(list.code, Some(0), "{}", shown(&list));

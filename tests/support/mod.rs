@@ -323,12 +323,19 @@ pub fn spawn_armada(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) 
         let _ = out.read_to_string(&mut text).await;
         text
     });
+    let stderr_so_far = Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = stderr_so_far.clone();
     let stderr = tokio::spawn(async move {
-        let mut text = String::new();
-        let _ = err.read_to_string(&mut text).await;
-        text
+        let mut chunk = [0u8; 4096];
+        while let Ok(read) = err.read(&mut chunk).await {
+            if read == 0 {
+                break;
+            }
+            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&chunk[..read]));
+        }
+        sink.lock().unwrap().clone()
     });
-    ArmadaChild { child, stdout, stderr, args: args.iter().map(|a| a.to_string()).collect() }
+    ArmadaChild { child, stdout, stderr, stderr_so_far, args: args.iter().map(|a| a.to_string()).collect() }
 }
 
 /// A running `armada` process (killed with its process group when dropped).
@@ -336,10 +343,16 @@ pub struct ArmadaChild {
     pub child: armada::process::ChildProcess,
     stdout: JoinHandle<String>,
     stderr: JoinHandle<String>,
+    stderr_so_far: Arc<std::sync::Mutex<String>>,
     args: Vec<String>,
 }
 
 impl ArmadaChild {
+    /// Waits until its standard error holds `text`; false after `within`.
+    pub async fn printed_to_stderr(&self, text: &str, within: Duration) -> bool {
+        eventually(within, async || self.stderr_so_far.lock().unwrap().contains(text)).await
+    }
+
     /// Waits for it to exit (killing it and failing the test after `within`) and returns what
     /// it printed.
     pub async fn finish(mut self, within: Duration) -> BinOutput {

@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use super::ConfigError;
 use super::client::{ApiClient, ServerArgs, ServerError, UPLOAD_TIMEOUT};
+use super::display::plural;
 use crate::project::{Project, ProjectError, TuneKind};
 use crate::roles::orchestrator::{
     OrchestratorSettings, PreparedRun, Started, Upload, parse_run_uuid, parse_tune, prepare,
@@ -117,24 +118,17 @@ pub async fn run(args: LaunchArgs, log_format: Option<LogFormat>) -> anyhow::Res
     };
     let run_id = started.run_uuid;
 
+    let what = format!("{}, {}", plural(agents as u64, "agent"), plural(jobs as u64, "job"));
     if !follow {
         println!("{run_id}");
+        let flag = client.server_flag();
         eprintln!(
-            "armada: run {run_id} started: {}, {} ({}); follow it: armada runs follow {run_id}{}",
-            crate::cli::display::plural(agents as u64, "agent"),
-            crate::cli::display::plural(jobs as u64, "job"),
-            args.dir.display(),
-            client.server_flag()
+            "armada: run {run_id} started: {what} ({}); follow it: armada runs follow {run_id}{flag}",
+            args.dir.display()
         );
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
-        "run {run_id} started: {}, {} ({} on {})",
-        crate::cli::display::plural(agents as u64, "agent"),
-        crate::cli::display::plural(jobs as u64, "job"),
-        args.dir.display(),
-        client.base_url()
-    );
+    println!("run {run_id} started: {what} ({} on {})", args.dir.display(), client.base_url());
     super::follow::follow(&client, run_id).await
 }
 

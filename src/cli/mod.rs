@@ -1,11 +1,18 @@
 //! The command line: one file per subcommand. `main` prints `armada: error: {chain}` and exits
-//! 2 for configuration errors (bad flag, bad variable, bad file), 1 for everything else.
+//! 2 for configuration errors (bad flag, bad variable, bad file), 3 when the server a command
+//! talks to cannot be reached (`launch`, `runs`, `outputs`), 1 for everything else.
 
 mod agent;
 mod bench;
+mod client;
+mod display;
+mod follow;
 mod import;
 mod kube;
+mod launch;
 mod migrate;
+mod outputs;
+mod runs;
 mod serve;
 mod workbench;
 
@@ -48,6 +55,14 @@ enum Command {
     /// Run one agent locally over a project folder, printing every event and the worker's
     /// prints live; no Redis, RabbitMQ or cluster needed.
     Workbench(workbench::WorkbenchArgs),
+    /// Start a run of a project folder on a running server (validated here first), and follow
+    /// it live to its end. Exit code 0 when every job succeeded, 1 when one failed or the run
+    /// failed or was cancelled, 2 for a configuration error, 3 when the server is unreachable.
+    Launch(launch::LaunchArgs),
+    /// Runs on a running server: list, show, follow, cancel, delete.
+    Runs(runs::RunsArgs),
+    /// Every output row of a run, oldest first, as CSV (the dashboard's download) or JSON Lines.
+    Outputs(outputs::OutputsArgs),
     /// Measure: `armada bench e2e` runs no-op jobs through real agents.
     Bench(bench::BenchArgs),
     /// Fill the providers' inventory from a CSV file (all or nothing; duplicates skipped).
@@ -74,7 +89,7 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("armada: error: {err:#}");
-            if is_config_error(&err) { ExitCode::from(2) } else { ExitCode::from(1) }
+            ExitCode::from(exit_code(&err))
         }
     }
 }
@@ -85,9 +100,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate(args) => migrate::run(args, cli.log_format).await,
         Command::Agent(args) => agent::run(args, cli.log_format).await,
         Command::Workbench(args) => workbench::run(args, cli.log_format).await,
+        Command::Launch(args) => launch::run(args, cli.log_format).await,
+        Command::Runs(args) => runs::run(args, cli.log_format).await,
+        Command::Outputs(args) => outputs::run(args, cli.log_format).await,
         Command::Bench(args) => bench::run(args, cli.log_format).await,
         Command::Import(args) => import::run(args, cli.log_format).await,
         Command::Kube(args) => kube::run(args, cli.log_format).await,
+    }
+}
+
+/// 3 when a server could not be reached, 2 for a configuration error, 1 otherwise.
+fn exit_code(err: &anyhow::Error) -> u8 {
+    if err.chain().any(|cause| cause.is::<client::ServerUnreachable>()) {
+        3
+    } else if is_config_error(err) {
+        2
+    } else {
+        1
     }
 }
 

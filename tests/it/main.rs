@@ -6,6 +6,7 @@ mod support;
 
 mod agent;
 mod backend;
+mod cli;
 mod clients;
 mod deploy;
 mod forward_proxy;

@@ -192,3 +192,13 @@ pub fn test_options() -> AgentOptions {
         ..AgentOptions::default()
     }
 }
+
+/// In `examples/hello`, agent *i*'s greeting and proxy location: the template merged with its
+/// data_agent.csv row.
+pub fn expected_agent(index: u64) -> (&'static str, &'static str) {
+    match index {
+        0 => ("bonjour", "FR"),
+        1 => ("hola", "ES"),
+        _ => ("hello", ""),
+    }
+}

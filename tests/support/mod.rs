@@ -315,6 +315,11 @@ pub struct BinOutput {
 /// Runs the real `armada` binary in `dir` with `args`, only the safe inherited variables
 /// (`armada::process`) plus `env`, and no standard input.
 pub async fn run_armada(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> BinOutput {
+    spawn_armada(dir, args, env).finish(Duration::from_secs(300)).await
+}
+
+/// The real `armada` binary started as [`run_armada`] does, its output read in the background.
+pub fn spawn_armada(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> ArmadaChild {
     use tokio::io::AsyncReadExt;
     let spec = env
         .iter()
@@ -323,11 +328,53 @@ pub async fn run_armada(dir: &std::path::Path, args: &[&str], env: &[(&str, &str
         });
     let mut child = spec.spawn().expect("start armada");
     let (mut out, mut err) = (child.take_stdout().expect("stdout"), child.take_stderr().expect("stderr"));
-    let (mut stdout, mut stderr) = (String::new(), String::new());
-    let (read_out, read_err) = tokio::join!(out.read_to_string(&mut stdout), err.read_to_string(&mut stderr));
-    read_out.expect("read stdout");
-    read_err.expect("read stderr");
-    let status =
-        tokio::time::timeout(Duration::from_secs(60), child.wait()).await.expect("armada exits").expect("wait");
-    BinOutput { code: status.code, stdout, stderr }
+    let stdout = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = out.read_to_string(&mut text).await;
+        text
+    });
+    let stderr_so_far = Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = stderr_so_far.clone();
+    let stderr = tokio::spawn(async move {
+        let mut chunk = [0u8; 4096];
+        while let Ok(read) = err.read(&mut chunk).await {
+            if read == 0 {
+                break;
+            }
+            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&chunk[..read]));
+        }
+        sink.lock().unwrap().clone()
+    });
+    ArmadaChild { child, stdout, stderr, stderr_so_far, args: args.iter().map(|a| a.to_string()).collect() }
+}
+
+/// A running `armada` process (killed with its process group when dropped).
+pub struct ArmadaChild {
+    pub child: armada::process::ChildProcess,
+    stdout: JoinHandle<String>,
+    stderr: JoinHandle<String>,
+    stderr_so_far: Arc<std::sync::Mutex<String>>,
+    args: Vec<String>,
+}
+
+impl ArmadaChild {
+    /// Waits until its standard error holds `text`; false after `within`.
+    pub async fn printed_to_stderr(&self, text: &str, within: Duration) -> bool {
+        eventually(within, async || self.stderr_so_far.lock().unwrap().contains(text)).await
+    }
+
+    /// Waits for it to exit (killing it and failing the test after `within`) and returns what
+    /// it printed.
+    pub async fn finish(mut self, within: Duration) -> BinOutput {
+        let exited = tokio::time::timeout(within, self.child.wait()).await;
+        if exited.is_err() {
+            let _ = self.child.kill();
+        }
+        let stdout = self.stdout.await.unwrap_or_default();
+        let stderr = self.stderr.await.unwrap_or_default();
+        match exited {
+            Ok(status) => BinOutput { code: status.expect("wait for armada").code, stdout, stderr },
+            Err(_) => panic!("armada {:?} did not exit within {within:?}\n{stdout}\n{stderr}", self.args),
+        }
+    }
 }

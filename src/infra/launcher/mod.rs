@@ -15,7 +15,7 @@ pub mod conformance;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::model::Timestamp;
@@ -78,7 +78,7 @@ pub fn validate_spec(spec: &LaunchSpec) -> Result<(), LaunchError> {
     Ok(())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AgentPhase {
     /// Asked for, not running yet (scheduling, pulling the image).

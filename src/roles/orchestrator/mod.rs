@@ -32,7 +32,7 @@ pub use error::{StartError, StepFailure};
 pub use prepare::{CODE_KEY, PreparedRun, prepare, project_error};
 pub use registry::{Orchestrator, OrchestratorSettings};
 pub use routes::Started;
-pub use upload::{EXTRA_PARTS, Upload, read_upload};
+pub use upload::{EXTRA_PARTS, Upload, parse_run_uuid, parse_tune, read_upload};
 pub use view::{ActiveRunView, ActiveRunsView, AgentView, QueueView, RunView};
 pub use wiring::AgentEntryFactory;
 

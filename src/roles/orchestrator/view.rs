@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::Orchestrator;
@@ -17,8 +17,8 @@ use crate::infra::broker::job_queue_name;
 use crate::infra::launcher::AgentStatus;
 use crate::model::{AgentSummary, RunStatus, Timestamp, agent_name};
 
-/// `GET /bot/runs/{run_uuid}`.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+/// `GET /bot/runs/{run_uuid}` (read back by `armada launch` and `armada runs`).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunView {
     pub run_uuid: Uuid,
     /// `dispatching`, `running`, `completed`, `failed`, `cancelled`; `null` for a run recorded
@@ -41,7 +41,7 @@ pub struct RunView {
     pub agents: Vec<AgentView>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QueueView {
     /// Jobs waiting.
     pub ready: u64,
@@ -52,7 +52,7 @@ pub struct QueueView {
 }
 
 /// One agent: the launcher's view (phase, pid) merged with what its jobs say.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AgentView {
     /// `null` for a name the jobs carry that is no pod index of the run.
     pub pod_index: Option<usize>,

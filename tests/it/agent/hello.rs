@@ -7,17 +7,8 @@ use armada::model::status;
 use serde_json::{Value, json};
 
 use super::LiveMessages;
-use crate::support::agents::{AgentHarness, copy_project, example};
+use crate::support::agents::{AgentHarness, copy_project, example, expected_agent};
 use crate::support::eventually;
-
-/// Agent *i*'s greeting and proxy location: the template merged with its data_agent.csv row.
-fn expected_agent(index: u64) -> (&'static str, &'static str) {
-    match index {
-        0 => ("bonjour", "FR"),
-        1 => ("hola", "ES"),
-        _ => ("hello", ""),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hello_example_on_three_agents_records_and_streams_every_outcome() {

@@ -15,10 +15,11 @@ fn main() {
     let peak = armada::pipeline::peak_rss_kib();
     let mib = |kib: Option<u64>| kib.map(|k| format!("{:.0} MiB", k as f64 / 1024.0)).unwrap_or_else(|| "n/a".into());
     println!(
-        "pipeline: {} rows ({:.1} MiB of CSV) -> {} job + {} agent messages in {:.3} s ({:.0} rows/s); peak RSS {} (before: {})",
+        "pipeline: {} rows ({:.1} MiB of CSV) -> {} job messages ({:.1} MiB of JSON) + {} agent messages in {:.3} s ({:.0} rows/s); peak RSS {} (before: {})",
         report.rows,
         report.csv_bytes as f64 / (1024.0 * 1024.0),
         report.job_messages,
+        report.job_message_bytes as f64 / (1024.0 * 1024.0),
         report.agent_messages,
         report.elapsed.as_secs_f64(),
         report.rows as f64 / report.elapsed.as_secs_f64().max(1e-9),

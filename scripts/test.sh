@@ -34,7 +34,7 @@ step "deploy checks: Helm chart, agent Job, Dockerfile, docker-compose.yml (scri
 if [ -d tests/browser ]; then
   step "browser tests"
   cargo build --locked
-  (cd tests/browser && npm ci --no-audit --no-fund --silent && ARMADA_BIN="$CARGO_TARGET_DIR/debug/armada" node run.mjs)
+  (cd tests/browser && npm ci --no-audit --no-fund --silent && ARMADA_BROWSER_REQUIRE_ALL=1 ARMADA_BIN="$CARGO_TARGET_DIR/debug/armada" node run.mjs)
 fi
 
 step "all tests passed"

@@ -1,29 +1,27 @@
-//! `bench_e2e`: the agent's own cost per job, end to end. N no-op jobs (a tiny Python worker
-//! that answers `done` at once) run on in-process agents with embedded engines (in-memory
-//! queue and config store, SQLite behind the in-process backend), so what is measured is
-//! the agent: delivery, records, the round trip to the worker, the ack.
+//! `bench_e2e`: no-op jobs through a whole server, end to end. A server with every role runs in
+//! this process on a loopback port, with the engines the environment chooses (as `armada serve`
+//! would: embedded by default; `REDIS_*`, `RABBITMQ_URL` and `PLATFORM=local` for Redis,
+//! RabbitMQ and `armada agent` processes) and a SQLite file in a temporary folder. The run is
+//! started with `POST /bot/start` like `armada launch` does, with a tiny Python worker that
+//! answers `done` at once, so what is measured is Armada: dispatch, delivery, records, the
+//! round trip to the worker, the ack, and the orchestrator noticing the end.
+//!
+//! Every figure comes from what the server stored and shows: the jobs' outcome times
+//! (`job_finished`, microseconds), the run's end (`run_finished`), the agents' pids.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::{Value, json};
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::network::NetworkDeps;
-use super::stage::{plan_project, stage_run};
-use super::{AgentDeps, AgentObserver, AgentOptions, run_agent};
-use crate::clients::{BackendClient, InProcessBackend};
-use crate::infra::broker::memory::MemoryBroker;
-use crate::infra::broker::{Broker, job_queue_name};
-use crate::infra::config_store::memory::MemoryConfigStore;
-use crate::infra::db::Store;
-use crate::infra::db::sqlite::SqliteStore;
+use crate::app::{self, AppState};
+use crate::model::Job;
 use crate::project::{Project, ProjectLimits};
-use crate::records::{Hub, Records};
+use crate::roles::orchestrator::RunView;
+use crate::settings::{BrokerSettings, ConfigStoreSettings, LauncherSettings, Settings, Vars};
 
 /// A worker that does nothing: hello, ready, `done` for every job.
 const NOOP_WORKER: &str = r#"import json, os, socket
@@ -40,180 +38,279 @@ for line in s.makefile("rb"):
         break
 "#;
 
+/// How long one configuration may take before the bench gives up.
+const RUN_LIMIT: Duration = Duration::from_secs(900);
+
 /// One configuration's figures.
 #[derive(Debug, Clone, PartialEq)]
 pub struct E2eReport {
     pub jobs: usize,
     pub agents: usize,
-    /// From the first job's start to the last outcome.
-    pub seconds: f64,
+    /// The engines the server used (config store, broker, launcher).
+    pub engines: String,
+    /// From `POST /bot/start` to the run read back `completed`.
+    pub wall_seconds: f64,
+    /// From the first job's outcome to the last one.
+    pub jobs_seconds: f64,
+    /// Jobs per second over `jobs_seconds`.
     pub jobs_per_sec: f64,
     /// Per-job overhead: the time between an agent's consecutive outcomes (with a worker that
-    /// does nothing, all of it is the agent's), in microseconds.
+    /// does nothing, all of it is Armada's), in microseconds.
     pub p50_us: u64,
     pub p99_us: u64,
-    /// The process's resident memory growth per agent while the agents run (the workers are
-    /// other processes, so not counted); `None` where /proc is not readable.
-    pub rss_kib_per_agent: Option<u64>,
+    /// From the last job's outcome to the run marked `completed`, in milliseconds.
+    pub completion_ms: f64,
+    /// Resident memory of one agent without its worker, in KiB: the largest `armada agent`
+    /// process when agents are processes, else this process's growth per in-process agent
+    /// while they ran. `None` where /proc is not readable.
+    pub agent_rss_kib: Option<u64>,
+    /// Whether `agent_rss_kib` was read off agent processes (else estimated in-process).
+    pub rss_of_processes: bool,
 }
 
 impl std::fmt::Display for E2eReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rss = match (self.agent_rss_kib, self.rss_of_processes) {
+            (Some(kib), true) => format!("{:.1} MiB (largest agent process)", kib as f64 / 1024.0),
+            (Some(kib), false) => format!("~{:.1} MiB each (server growth per in-process agent)", kib as f64 / 1024.0),
+            (None, _) => "n/a".into(),
+        };
         write!(
             f,
-            "{} agents: {} jobs in {:.2} s = {:.0} jobs/s; per-job overhead p50 {} µs, p99 {} µs; agent RSS {}",
+            "e2e ({}), {} agents, {} jobs: {:.0} jobs/s ({:.2} s from first to last outcome; {:.2} s from start to completed); \
+             per-job overhead p50 {} µs, p99 {} µs; completed {:.1} ms after the last outcome; agent RSS {rss}",
+            self.engines,
             self.agents,
             self.jobs,
-            self.seconds,
             self.jobs_per_sec,
+            self.jobs_seconds,
+            self.wall_seconds,
             self.p50_us,
             self.p99_us,
-            self.rss_kib_per_agent
-                .map(|k| format!("~{k} KiB each (without its worker)"))
-                .unwrap_or_else(|| "n/a".into())
+            self.completion_ms,
         )
     }
 }
 
-struct Timing {
-    total: usize,
-    done: AtomicUsize,
-    all_done: Notify,
-    first_start: Mutex<Option<Instant>>,
-    last_end: Mutex<Option<Instant>>,
-    /// Per agent: when its previous job ended.
-    previous: Mutex<std::collections::HashMap<usize, Instant>>,
-    cycles: Mutex<Vec<Duration>>,
-}
-
-struct AgentTiming {
-    index: usize,
-    timing: Arc<Timing>,
-}
-
-impl AgentObserver for AgentTiming {
-    fn job_started(&self, _: Uuid, _: u32, _: &Value) {
-        let mut first = self.timing.first_start.lock().unwrap_or_else(|p| p.into_inner());
-        first.get_or_insert_with(Instant::now);
-    }
-
-    fn job_finished(&self, _: Uuid, _: &str, _: Option<&str>) {
-        let now = Instant::now();
-        let timing = &self.timing;
-        if let Some(previous) = timing.previous.lock().unwrap_or_else(|p| p.into_inner()).insert(self.index, now) {
-            timing.cycles.lock().unwrap_or_else(|p| p.into_inner()).push(now - previous);
-        }
-        *timing.last_end.lock().unwrap_or_else(|p| p.into_inner()) = Some(now);
-        if timing.done.fetch_add(1, Ordering::SeqCst) + 1 == timing.total {
-            timing.all_done.notify_one();
-        }
-    }
-}
-
-fn rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+/// Resident memory of a process, from /proc.
+fn rss_kib(pid: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim().parse().ok()
 }
 
-/// Runs `jobs` no-op jobs on `agents` in-process agents; see the module docs.
-pub async fn bench_e2e(jobs: usize, agents: usize) -> Result<E2eReport, String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&dir.path().join("armada.db")).await.map_err(|e| e.to_string())?);
-    store.migrate().await.map_err(|e| e.to_string())?;
-    let records = Records::new(store, Hub::new(1024, Duration::from_secs(20)));
-    let backend: Arc<dyn BackendClient> = Arc::new(InProcessBackend::new(records));
-    let config_store = Arc::new(MemoryConfigStore::new());
-    let broker: Arc<dyn Broker> = Arc::new(MemoryBroker::new());
-
+/// The no-op project: `jobs` jobs on `agents` agents.
+fn noop_project(jobs: usize, agents: usize) -> Result<Project, String> {
     let template = json!({
         "run_message": {"number_of_agents": agents, "number_of_jobs": jobs, "worker_command": ["python3", "worker.py"]},
-        "default_agent_message": {},
+        "default_agent_message": {"config_proxy": {"upstream_proxy_enabled": 0}, "config_fingerprint": {"fingerprint_enabled": 0}},
         "default_job_message": {"noop": true},
     });
     let files = vec![
         ("config/config_template.json".to_string(), Bytes::from(template.to_string())),
         ("worker.py".to_string(), Bytes::from_static(NOOP_WORKER.as_bytes())),
     ];
-    let project = Project::from_files(files, ProjectLimits::default()).map_err(|e| e.to_string())?;
-    let plan = plan_project(&project, None).map_err(|e| e.to_string())?;
-    let staged = stage_run(&plan, &project, None, backend.as_ref(), config_store.as_ref(), broker.as_ref())
-        .await
-        .map_err(|e| e.to_string())?;
+    Project::from_files(files, ProjectLimits::default()).map_err(|e| e.to_string())
+}
 
-    let timing = Arc::new(Timing {
-        total: jobs,
-        done: AtomicUsize::new(0),
-        all_done: Notify::new(),
-        first_start: Mutex::new(None),
-        last_end: Mutex::new(None),
-        previous: Mutex::new(Default::default()),
-        cycles: Mutex::new(Vec::with_capacity(jobs)),
-    });
-    let deps = AgentDeps {
-        config_store,
-        broker: broker.clone(),
-        backend,
-        work_root: dir.path().join("agents"),
-        worker_env: Vec::new(),
-        requirements_txt: None,
-        network: NetworkDeps::default(),
-        options: AgentOptions::default(),
+/// The engines a server with these settings uses, in a few words (no address, no secret).
+fn describe_engines(settings: &Settings) -> String {
+    let config_store = match &settings.config_store {
+        ConfigStoreSettings::InProcess => "in-process config store".to_string(),
+        ConfigStoreSettings::Redis { host, port, .. } => format!("Redis {host}:{port}"),
     };
-    let rss_before = rss_kib();
-    let cancel = CancellationToken::new();
-    let tasks: Vec<_> = (0..agents)
-        .map(|index| {
-            let observer: Arc<dyn AgentObserver> = Arc::new(AgentTiming { index, timing: timing.clone() });
-            tokio::spawn(run_agent(deps.clone(), staged.run_id, index, cancel.clone(), Some(observer)))
-        })
-        .collect();
-    let mut rss_peak = rss_before;
-    loop {
-        tokio::select! {
-            _ = timing.all_done.notified() => break,
-            _ = tokio::time::sleep(Duration::from_millis(100)) => {
-                rss_peak = rss_peak.max(rss_kib());
-                if tasks.iter().all(|t| t.is_finished()) {
-                    return Err("every agent ended before the jobs did".into());
-                }
-            }
+    let broker = match &settings.broker {
+        BrokerSettings::InProcess => "in-process broker",
+        BrokerSettings::Amqp { .. } => "RabbitMQ",
+    };
+    let launcher = match &settings.launcher {
+        LauncherSettings::InProcess => "in-process agents",
+        LauncherSettings::Process => "agent processes",
+        LauncherSettings::Kube { .. } => "Kubernetes agents",
+    };
+    format!("{config_store}, {broker}, {launcher}")
+}
+
+/// A server of every role in this process, on a free loopback port.
+struct BenchServer {
+    base: String,
+    token: Option<String>,
+    engines: String,
+    http: reqwest::Client,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl BenchServer {
+    async fn start() -> Result<Self, String> {
+        let dir = tempfile::tempdir().map_err(|e| format!("temporary folder: {e}"))?;
+        let cwd = std::env::current_dir().map_err(|e| format!("working directory: {e}"))?;
+        let mut vars = Vars::load(&cwd).map_err(|e| e.to_string())?;
+        if vars.get("ARMADA_DATABASE_URL").is_none() && vars.get("SQL_SERVER_NAME").is_none() {
+            vars.set("ARMADA_DATABASE_URL", format!("sqlite:{}", dir.path().join("armada.db").display()));
+        }
+        vars.set("ARMADA_WORK_DIR", dir.path().join("work").display().to_string());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| format!("bind: {e}"))?;
+        let address = listener.local_addr().map_err(|e| format!("bind: {e}"))?;
+        let settings = Settings::from_vars(vars, Vec::new(), Some(address)).map_err(|e| e.to_string())?;
+        let engines = describe_engines(&settings);
+        let token = settings.token.as_ref().map(|t| t.expose().to_string());
+        let state = AppState::build(settings).await.map_err(|e| format!("{e:#}"))?;
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(app::serve(listener, state, stop.clone().cancelled_owned()));
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().map_err(|e| e.to_string())?;
+        Ok(Self { base: format!("http://{address}"), token, engines, http, stop, task, _dir: dir })
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
         }
     }
-    rss_peak = rss_peak.max(rss_kib());
-    broker.delete(&job_queue_name(staged.run_id)).await.map_err(|e| e.to_string())?;
-    for task in tasks {
-        task.await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+
+    async fn json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, String> {
+        let response = self.request(reqwest::Method::GET, path).send().await.map_err(|e| format!("GET {path}: {e}"))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("GET {path}: {status}: {}", response.text().await.unwrap_or_default()));
+        }
+        response.json().await.map_err(|e| format!("GET {path}: {e}"))
     }
 
-    let first = timing.first_start.lock().unwrap_or_else(|p| p.into_inner()).ok_or("no job started")?;
-    let last = timing.last_end.lock().unwrap_or_else(|p| p.into_inner()).ok_or("no job ended")?;
-    let seconds = (last - first).as_secs_f64().max(1e-9);
-    let mut cycles = timing.cycles.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    cycles.sort();
+    async fn start_run(&self, project: &Project) -> Result<Uuid, String> {
+        let archive = project.to_bundle().map_err(|e| e.to_string())?;
+        let part = reqwest::multipart::Part::bytes(archive.bytes.to_vec())
+            .file_name("bench.tar.gz")
+            .mime_str("application/gzip")
+            .map_err(|e| e.to_string())?;
+        let form = reqwest::multipart::Form::new().part("project", part);
+        let response = self
+            .request(reqwest::Method::POST, "/bot/start")
+            .multipart(form)
+            .send()
+            .await
+            .map_err(|e| format!("POST /bot/start: {e}"))?;
+        let status = response.status();
+        let body: Value = response.json().await.map_err(|e| format!("POST /bot/start: {e}"))?;
+        if !status.is_success() {
+            return Err(format!("POST /bot/start: {status}: {}", body["detail"]));
+        }
+        body["run_uuid"]
+            .as_str()
+            .and_then(|id| Uuid::parse_str(id).ok())
+            .ok_or_else(|| format!("POST /bot/start answered no run_uuid: {body}"))
+    }
+
+    async fn jobs(&self, run_id: Uuid) -> Result<Vec<Job>, String> {
+        #[derive(serde::Deserialize)]
+        struct Jobs {
+            jobs: Vec<Job>,
+            total: u64,
+        }
+        let mut all = Vec::new();
+        for page in 1.. {
+            let batch: Jobs = self.json(&format!("/api/jobs/?run_uuid={run_id}&page={page}&page_size=100")).await?;
+            let done = batch.jobs.is_empty() || all.len() + batch.jobs.len() >= batch.total as usize;
+            all.extend(batch.jobs);
+            if done {
+                break;
+            }
+        }
+        Ok(all)
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.task).await;
+    }
+}
+
+/// Runs `jobs` no-op jobs on `agents` agents through a whole server; see the module docs.
+pub async fn bench_e2e(jobs: usize, agents: usize) -> Result<E2eReport, String> {
+    let server = BenchServer::start().await?;
+    let result = measure(&server, jobs, agents).await;
+    server.stop().await;
+    result
+}
+
+async fn measure(server: &BenchServer, jobs: usize, agents: usize) -> Result<E2eReport, String> {
+    let project = noop_project(jobs, agents)?;
+    let own_rss_before = rss_kib("self");
+    let started = Instant::now();
+    let run_id = server.start_run(&project).await?;
+
+    let (mut own_rss_peak, mut agent_rss_peak) = (own_rss_before, None::<u64>);
+    let view: RunView = loop {
+        let view: RunView = server.json(&format!("/bot/runs/{run_id}")).await?;
+        own_rss_peak = own_rss_peak.max(rss_kib("self"));
+        for pid in view.agents.iter().filter_map(|agent| agent.pid) {
+            agent_rss_peak = agent_rss_peak.max(rss_kib(&pid.to_string()));
+        }
+        if view.status.is_some_and(|status| status.is_final()) {
+            break view;
+        }
+        if started.elapsed() > RUN_LIMIT {
+            return Err(format!("run {run_id} did not end within {RUN_LIMIT:?}: {:?}", view.counts));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let wall_seconds = started.elapsed().as_secs_f64();
+    if view.status.map(|s| s.as_str()) != Some("completed") || view.finished_jobs != jobs as u64 {
+        return Err(format!("run {run_id} ended {:?} ({:?}): {:?}", view.status, view.detail, view.counts));
+    }
+
+    let jobs_stored = server.jobs(run_id).await?;
+    let mut by_agent: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for job in &jobs_stored {
+        let finished = job.job_finished.ok_or_else(|| format!("job {} has no outcome time", job.job_uuid))?;
+        by_agent.entry(job.job_associated_agent.clone()).or_default().push(finished.as_micros());
+    }
+    let mut cycles: Vec<i64> = Vec::with_capacity(jobs);
+    for times in by_agent.values_mut() {
+        times.sort_unstable();
+        cycles.extend(times.windows(2).map(|pair| pair[1] - pair[0]));
+    }
+    cycles.sort_unstable();
     let percentile = |p: f64| {
-        cycles.get(((cycles.len() as f64 - 1.0) * p).round() as usize).map(|d| d.as_micros() as u64).unwrap_or(0)
+        cycles.get(((cycles.len() as f64 - 1.0) * p).round() as usize).map(|&us| us.max(0) as u64).unwrap_or(0)
+    };
+    let times = by_agent.values().flatten();
+    let first = times.clone().min().copied().ok_or("no job ended")?;
+    let last = times.max().copied().ok_or("no job ended")?;
+    let run_finished = view.finished.map(|t| t.as_micros()).ok_or_else(|| format!("run {run_id} has no end time"))?;
+    let jobs_seconds = ((last - first) as f64 / 1e6).max(1e-9);
+
+    let (agent_rss_kib, rss_of_processes) = match agent_rss_peak {
+        Some(kib) => (Some(kib), true),
+        None => match (own_rss_before, own_rss_peak) {
+            (Some(before), Some(peak)) => (Some(peak.saturating_sub(before) / agents as u64), false),
+            _ => (None, false),
+        },
     };
     Ok(E2eReport {
         jobs,
         agents,
-        seconds,
-        jobs_per_sec: jobs as f64 / seconds,
+        engines: server.engines.clone(),
+        wall_seconds,
+        jobs_seconds,
+        jobs_per_sec: jobs as f64 / jobs_seconds,
         p50_us: percentile(0.50),
         p99_us: percentile(0.99),
-        rss_kib_per_agent: match (rss_before, rss_peak) {
-            (Some(before), Some(peak)) => Some(peak.saturating_sub(before) / agents as u64),
-            _ => None,
-        },
+        completion_ms: (run_finished - last) as f64 / 1000.0,
+        agent_rss_kib,
+        rss_of_processes,
     })
 }
 
 #[cfg(test)]
 mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn bench_e2e_runs_every_job_and_reports() {
+    async fn bench_e2e_runs_every_job_through_the_server_and_reports() {
         let report = super::bench_e2e(40, 2).await.unwrap();
         assert_eq!((report.jobs, report.agents), (40, 2));
         assert!(report.jobs_per_sec > 0.0 && report.p99_us >= report.p50_us, "{report}");
+        assert!(report.completion_ms >= 0.0 && report.wall_seconds > report.jobs_seconds, "{report}");
     }
 }

@@ -152,6 +152,10 @@ pub async fn prepare(
         Some(command) => command.clone(),
         None => DEFAULT_WORKER_COMMAND.map(String::from).to_vec(),
     };
+    // The orchestrator refuses an empty command; a hand-written agent message may still hold one.
+    if command.first().is_none_or(|program| program.trim().is_empty()) {
+        return Err(AgentError::Config("worker_command is empty: give the program to start".into()));
+    }
     let requirements = requirements_file(deps, &workdir, &private)?;
     let mut env = deps.worker_env.clone();
     if let Some(requirements) = requirements {

@@ -90,11 +90,12 @@ pub async fn stage_run(
             message
         })
         .collect();
-    let jobs: Vec<(Uuid, Value)> = plan.job_messages[..count]
+    let jobs: Vec<(Uuid, Value)> = plan
+        .job_messages
         .iter()
-        .map(|message| {
+        .take(count)
+        .map(|mut message| {
             let uuid = Uuid::new_v4();
-            let mut message = message.clone();
             if let Some(map) = message.as_object_mut() {
                 map.insert(JOB_UUID_KEY.into(), Value::String(uuid.to_string()));
             }

@@ -1,4 +1,4 @@
-//! `armada bench e2e`: the agent's cost per job on 1, 2 and 4 in-process agents.
+//! `armada bench e2e`: no-op jobs through a whole server on 1, 2 and 4 agents (`agent::bench`).
 
 use std::process::ExitCode;
 
@@ -14,10 +14,11 @@ pub struct BenchArgs {
 
 #[derive(Debug, Subcommand)]
 enum BenchCommand {
-    /// No-op jobs through real agents and workers, embedded engines: jobs/s, per-job overhead, RSS.
+    /// No-op jobs through a whole server in this process (engines from the environment, as `serve`):
+    /// jobs/s, per-job overhead, completion latency, agent RSS.
     E2e {
         /// Jobs per configuration.
-        #[arg(long, default_value_t = 5000)]
+        #[arg(long, default_value_t = 10000)]
         jobs: usize,
         /// Agent counts to measure, comma-separated.
         #[arg(long, value_delimiter = ',', default_value = "1,2,4")]

@@ -15,7 +15,9 @@ pub struct BenchReport {
     pub csv_bytes: usize,
     pub agent_messages: usize,
     pub job_messages: usize,
-    /// Time spent in `plan_run` alone (generating the input is not counted).
+    /// Total size of the job messages serialised as JSON.
+    pub job_message_bytes: usize,
+    /// Time spent in `plan_run` and serialising its job messages (generating the input is not counted).
     pub elapsed: Duration,
 }
 
@@ -47,7 +49,8 @@ const BENCH_TEMPLATE: &str = r#"{
 
 /// Builds in memory a `data_job.csv` of `rows` rows with 4 columns (one a quoted JSON
 /// object cell) and a template whose `default_job_message` has 10 keys with some nesting,
-/// then times `plan_run` on them. Panics only if the pipeline rejects this known-good
+/// then times `plan_run` on them plus the making and serialising of every job message (as the
+/// orchestrator does before publishing). Panics only if the pipeline rejects this known-good
 /// input, which would be a bug worth a loud failure in a benchmark.
 pub fn bench_pipeline(rows: usize) -> BenchReport {
     let rows = rows.min(MAX_JOBS);
@@ -67,13 +70,17 @@ pub fn bench_pipeline(rows: usize) -> BenchReport {
         Ok(plan) => plan,
         Err(error) => panic!("the benchmark's generated project was rejected: {error}"),
     };
+    // Every job message made and serialised, as the orchestrator does before publishing.
+    let job_bytes: Vec<Vec<u8>> =
+        plan.job_messages.iter().map(|m| serde_json::to_vec(&m).unwrap_or_default()).collect();
     let elapsed = started.elapsed();
 
     BenchReport {
         rows,
         csv_bytes: csv.len(),
         agent_messages: plan.agent_messages.len(),
-        job_messages: plan.job_messages.len(),
+        job_messages: job_bytes.len(),
+        job_message_bytes: job_bytes.iter().map(Vec::len).sum(),
         elapsed,
     }
 }

@@ -19,7 +19,7 @@ pub use csv_rows::{RowTarget, parse_csv_rows};
 pub use env_subst::{ENV_PREFIX, ErrorContext, Tune, parse_tune, substitute_env};
 pub use error::PipelineError;
 pub use merge::deep_merge;
-pub use plan::{ProjectInput, RunPlan, plan_run};
+pub use plan::{JobMessages, ProjectInput, RunPlan, plan_run};
 pub use settings::{
     DEFAULT_IMAGE_NAME, DEFAULT_IMAGE_VERSION, DEFAULT_JOB_TIMEOUT_SECS, DEFAULT_MAX_ATTEMPTS, MAX_AGENTS,
     MAX_ATTEMPTS_LIMIT, MAX_JOB_TIMEOUT_SECS, MAX_JOBS, RunSettings, parse_run_settings,

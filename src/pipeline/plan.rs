@@ -34,8 +34,9 @@ pub struct RunPlan {
     pub settings: RunSettings,
     /// One per agent (`settings.number_of_agents`), each with `run_id` and `pod_index`.
     pub agent_messages: Vec<Value>,
-    /// One per job (`settings.number_of_jobs`), each with `run_id`.
-    pub job_messages: Vec<Value>,
+    /// One per job (`settings.number_of_jobs`), each with `run_id`, built on demand (a run
+    /// may have hundreds of thousands: only the CSV rows and the default are held).
+    pub job_messages: JobMessages,
 }
 
 const RUN_MESSAGE: &str = "run_message";
@@ -90,9 +91,8 @@ pub fn plan_run(input: &ProjectInput) -> Result<RunPlan, PipelineError> {
         message.insert("run_id".to_owned(), run_id_value.clone());
         message.insert("pod_index".to_owned(), Value::from(index));
     });
-    let job_messages = build_messages(&default_job, job_rows, settings.number_of_jobs, |_, message| {
-        message.insert("run_id".to_owned(), run_id_value.clone());
-    });
+    let job_messages =
+        JobMessages { default: default_job, rows: job_rows, count: settings.number_of_jobs, run_id: run_id_value };
 
     Ok(RunPlan { run_id, run_message, settings, agent_messages, job_messages })
 }
@@ -161,6 +161,49 @@ fn build_messages(
             Value::Object(message)
         })
         .collect()
+}
+
+/// A run's job messages, each made when asked for: message *i* is `default_job_message` with
+/// `data_job.csv` row *i* (if any) merged in, and `run_id`. Everything that can fail was checked
+/// when the plan was made, so making a message cannot fail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobMessages {
+    default: Map<String, Value>,
+    rows: Vec<Map<String, Value>>,
+    count: usize,
+    run_id: Value,
+}
+
+impl JobMessages {
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Message `index`, or `None` past the end.
+    pub fn get(&self, index: usize) -> Option<Value> {
+        (index < self.count).then(|| {
+            let mut message = self.default.clone();
+            if let Some(row) = self.rows.get(index) {
+                merge_maps(&mut message, row.clone());
+            }
+            message.insert("run_id".to_owned(), self.run_id.clone());
+            Value::Object(message)
+        })
+    }
+
+    /// Every message in order, one at a time.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Value> + '_ {
+        (0..self.count).map(|index| self.get(index).unwrap_or_default())
+    }
+
+    /// All of them at once (tests, small runs).
+    pub fn to_vec(&self) -> Vec<Value> {
+        self.iter().collect()
+    }
 }
 
 #[cfg(test)]

@@ -40,6 +40,9 @@ export class RunView {
     this.jobsLoader = liveLoader(() => this.fetchJobs());
     this.summaryLoader = liveLoader(() => this.fetchSummary());
     this.refreshSummary = throttle(() => this.loadSummary().catch(() => {}), 250);
+    // A live outcome that arrives while the timeline is being fetched may or may not be in the
+    // answer: the loader fetches once more then, so the chart never counts a job twice.
+    this.timelineLoader = liveLoader(() => this.fetchTimeline());
     this.refreshTimeline = throttle(() => this.loadTimeline().catch(() => {}), 5000);
     bindPager(this.jobsPager, (delta) => { this.jobsPage += delta; this.loadJobs(); });
     this.jobsBody.addEventListener('click', (e) => {
@@ -144,6 +147,19 @@ export class RunView {
     if (summary.run) { this.run = summary.run; this.chart.setRun(summary.run); this.renderHeader(); }
     this.renderProgress();
     this.renderAgents();
+    this.reconcileChart(summary.counts || {});
+  }
+
+  /**
+   * The backend's counts are the truth. A job's final status can reach the chart twice (the
+   * script's final event, then the agent's recorded outcome) across a timeline load that
+   * already counted it; when the chart's total drifts from the counts, it is fetched again.
+   */
+  reconcileChart(counts) {
+    const t = this.chart.totals();
+    const counted = t.success + t.failed + t.cancelled;
+    const finished = (counts.Success || 0) + (counts.Failed || 0) + (counts.Cancelled || 0);
+    if (counted !== finished) this.refreshTimeline();
   }
 
   loadJobs() {
@@ -160,7 +176,11 @@ export class RunView {
     this.renderJobs();
   }
 
-  async loadTimeline() {
+  loadTimeline() {
+    return this.timelineLoader.load();
+  }
+
+  async fetchTimeline() {
     const runId = this.runId;
     if (!runId || !this.run) return;
     const startMs = new Date(this.run.run_datetime).getTime();
@@ -338,6 +358,7 @@ export class RunView {
   }
 
   countFinished(job) {
+    this.timelineLoader.touch();
     const at = job.job_finished ? new Date(job.job_finished).getTime() : Date.now();
     this.chart.addFinished(job.job_uuid, job.job_status, at);
     this.chart.draw();

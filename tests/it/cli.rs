@@ -280,6 +280,7 @@ async fn cancel_mid_run_stops_real_agents_and_the_follower_exits_1() {
     assert!(refused.stderr.contains(&format!("armada runs cancel {id}")), "{}", shown(&refused));
 
     let asked = Instant::now();
+    let asked_at = armada::model::Timestamp::now();
     let cancel = armada(&app, &["runs", "cancel", &id], &[]).await;
     let took = asked.elapsed();
     assert_eq!(cancel.code, Some(0), "{}", shown(&cancel));
@@ -290,6 +291,17 @@ async fn cancel_mid_run_stops_real_agents_and_the_follower_exits_1() {
     assert!(view["queue"].is_null(), "{view}");
     let phases: Vec<&str> = view["agents"].as_array().unwrap().iter().map(|a| a["phase"].as_str().unwrap()).collect();
     assert_eq!(phases, ["stopped", "stopped"], "agents stopped by the time cancel answered: {view}");
+    // Each agent ended within the 2 s stop grace of the request (plus the kill itself and the
+    // `armada runs cancel` process starting), by the server's own clock.
+    for agent in view["agents"].as_array().unwrap() {
+        let finished = armada::model::Timestamp::parse(agent["finished_at"].as_str().expect("finished_at")).unwrap();
+        let after = Duration::from_micros((finished.as_micros() - asked_at.as_micros()).max(0) as u64);
+        assert!(
+            after < Duration::from_millis(3500),
+            "agent {} stopped {after:?} after the cancel: {view}",
+            agent["pod_index"]
+        );
+    }
     // The stop grace is 2 s; the rest is two process starts on a busy machine.
     assert!(took < Duration::from_secs(10), "cancel took {took:?}");
     assert!(queue_is_gone(&app, run_id).await);

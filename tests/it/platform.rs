@@ -161,3 +161,57 @@ async fn bodies_over_the_cap_are_refused_with_413() {
     let (status, _) = app.post("/api/outputs", &json!({"run_uuid": run, "data": {"blob": "small"}})).await;
     assert_eq!(status, StatusCode::CREATED, "under the cap is fine");
 }
+
+#[tokio::test]
+async fn migrate_reads_dotenv_lets_the_environment_win_and_is_a_noop_the_second_time() {
+    use crate::support::run_armada;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        "# the database of this folder\nARMADA_DATABASE_URL=sqlite:from-dotenv.db\n",
+    )
+    .unwrap();
+
+    let first = run_armada(dir.path(), &["migrate"], &[]).await;
+    assert_eq!(first.code, Some(0), "{first:?}");
+    let applied = first.stdout.lines().filter(|line| line.starts_with("applied ")).count();
+    assert!(applied >= 1, "the first migrate applies every migration: {first:?}");
+    assert!(first.stdout.contains("from-dotenv.db"), "the .env file chose the database: {first:?}");
+    assert!(dir.path().join("from-dotenv.db").is_file());
+
+    let second = run_armada(dir.path(), &["migrate"], &[]).await;
+    assert_eq!(second.code, Some(0), "{second:?}");
+    assert!(second.stdout.contains("up to date, nothing to apply"), "{second:?}");
+    assert!(!second.stdout.contains("applied "), "{second:?}");
+
+    // A real environment variable wins over the .env file.
+    let third = run_armada(dir.path(), &["migrate"], &[("ARMADA_DATABASE_URL", "sqlite:from-env.db")]).await;
+    assert_eq!(third.code, Some(0), "{third:?}");
+    assert!(third.stdout.contains("from-env.db"), "{third:?}");
+    assert_eq!(third.stdout.lines().filter(|line| line.starts_with("applied ")).count(), applied, "{third:?}");
+    assert!(dir.path().join("from-env.db").is_file());
+}
+
+#[tokio::test]
+async fn log_format_json_writes_one_json_object_per_line() {
+    use crate::support::spawn_armada;
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{port}");
+    let serve = spawn_armada(
+        dir.path(),
+        &["--log-format", "json", "serve", "--roles", "backend", "--listen", &listen],
+        &[("RUST_LOG", "info")],
+    );
+    assert!(serve.printed_to_stderr("listening", std::time::Duration::from_secs(30)).await, "serve never listened");
+    serve.child.kill().unwrap();
+    let output = serve.finish(std::time::Duration::from_secs(10)).await;
+    let lines: Vec<&str> = output.stderr.lines().filter(|line| !line.trim().is_empty()).collect();
+    assert!(lines.len() >= 2, "{output:?}");
+    for line in &lines {
+        let record: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        assert!(record["level"].is_string() && record["timestamp"].is_string(), "{record}");
+    }
+    assert!(lines.iter().any(|line| line.contains(r#""message":"listening""#) && line.contains(&listen)), "{lines:#?}");
+}

@@ -118,7 +118,7 @@ fn plan_messages_carry_identity_fields() {
             json!({"role": "agent", "run_id": RUN_ID, "pod_index": 1}),
         ]
     );
-    assert_eq!(plan.job_messages, vec![json!({"kind": "job", "run_id": RUN_ID}); 3]);
+    assert_eq!(plan.job_messages.to_vec(), vec![json!({"kind": "job", "run_id": RUN_ID}); 3]);
 }
 
 #[test]
@@ -130,7 +130,7 @@ fn plan_generates_a_v4_run_id_when_none_given() {
     let run_id = plan.run_id.to_string();
     assert_eq!(plan.run_message["run_id"], json!(run_id));
     assert_eq!(plan.agent_messages[0]["run_id"], json!(run_id));
-    assert_eq!(plan.job_messages[0]["run_id"], json!(run_id));
+    assert_eq!(plan.job_messages.to_vec()[0]["run_id"], json!(run_id));
 }
 
 #[test]
@@ -154,7 +154,7 @@ fn plan_rows_merge_into_their_message_with_targetted_index() {
     );
     assert_eq!(plan.agent_messages[1], json!({"role": "agent", "run_id": RUN_ID, "pod_index": 1}));
     assert_eq!(
-        plan.job_messages,
+        plan.job_messages.to_vec(),
         [
             json!({"kind": "job", "account": "a", "targetted_job": 0, "run_id": RUN_ID}),
             json!({"kind": "job", "account": "b", "targetted_job": 1, "run_id": RUN_ID}),
@@ -168,7 +168,7 @@ fn plan_number_of_jobs_defaults_to_job_rows() {
     let template = json!({"run_message": {"number_of_agents": 1}});
     let plan = Project::new(template).jobs("a\n1\n2\n3\n").ok();
     assert_eq!(plan.settings.number_of_jobs, 3);
-    assert_eq!(plan.job_messages.len(), 3);
+    assert_eq!(plan.job_messages.to_vec().len(), 3);
 }
 
 #[test]
@@ -176,7 +176,7 @@ fn plan_default_messages_missing_are_empty() {
     let template = json!({"run_message": {"number_of_agents": 1, "number_of_jobs": 1}});
     let plan = Project::new(template).ok();
     assert_eq!(plan.agent_messages, [json!({"run_id": RUN_ID, "pod_index": 0})]);
-    assert_eq!(plan.job_messages, [json!({"run_id": RUN_ID})]);
+    assert_eq!(plan.job_messages.to_vec(), [json!({"run_id": RUN_ID})]);
 }
 
 #[test]
@@ -191,20 +191,20 @@ fn plan_tune_substitutes_template_values_everywhere() {
     assert_eq!(plan.settings.number_of_agents, 2);
     assert_eq!(plan.run_message["number_of_agents"], json!(2));
     assert_eq!(plan.agent_messages[1]["screen_visible"], json!(0));
-    assert_eq!(plan.job_messages[0]["proxy"], json!({"host": "h"}));
+    assert_eq!(plan.job_messages.to_vec()[0]["proxy"], json!({"host": "h"}));
 }
 
 #[test]
 fn plan_csv_cells_use_the_tune() {
     let plan = Project::new(template(1, 1)).tune(r#"{"V": [1]}"#).jobs("v\n$env_V\n").ok();
-    assert_eq!(plan.job_messages[0]["v"], json!([1]));
+    assert_eq!(plan.job_messages.to_vec()[0]["v"], json!([1]));
 }
 
 #[test]
 fn plan_header_only_csv_means_no_overrides() {
     let plan = Project::new(template(1, 1)).agents("a,b\n").jobs("").ok();
     assert_eq!(plan.agent_messages[0], json!({"role": "agent", "run_id": RUN_ID, "pod_index": 0}));
-    assert_eq!(plan.job_messages[0], json!({"kind": "job", "run_id": RUN_ID}));
+    assert_eq!(plan.job_messages.to_vec()[0], json!({"kind": "job", "run_id": RUN_ID}));
 }
 
 proptest! {
@@ -214,11 +214,11 @@ proptest! {
         let csv: String = std::iter::once("n\n".to_owned()).chain((0..rows).map(|i| format!("{i}\n"))).collect();
         let plan = Project::new(template(agents, jobs)).jobs(&csv).ok();
         prop_assert_eq!(plan.agent_messages.len() as u64, agents);
-        prop_assert_eq!(plan.job_messages.len() as u64, jobs);
+        prop_assert_eq!(plan.job_messages.to_vec().len() as u64, jobs);
         for (index, message) in plan.agent_messages.iter().enumerate() {
             prop_assert_eq!(&message["pod_index"], &json!(index));
         }
-        for (index, message) in plan.job_messages.iter().enumerate() {
+        for (index, message) in plan.job_messages.to_vec().iter().enumerate() {
             let expected = if index < rows { json!(index) } else { Value::Null };
             prop_assert_eq!(&message["targetted_job"], &expected);
         }
@@ -254,7 +254,7 @@ proptest! {
             run_id: None,
         });
         match result {
-            Ok(plan) => prop_assert_eq!(plan.job_messages.len(), 50),
+            Ok(plan) => prop_assert_eq!(plan.job_messages.to_vec().len(), 50),
             Err(error) => prop_assert!(error.file == AGENTS_CSV || error.file == JOBS_CSV, "{}", error),
         }
     }

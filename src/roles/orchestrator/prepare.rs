@@ -11,7 +11,7 @@ use super::OrchestratorSettings;
 use super::upload::Upload;
 use crate::http::ApiError;
 use crate::model::{AGENT_RUN_CONFIG_KEY, AgentRunConfig, JOB_UUID_KEY};
-use crate::pipeline::{NamedBytes, ProjectInput, RunSettings, plan_run};
+use crate::pipeline::{JobMessages, NamedBytes, ProjectInput, RunSettings, plan_run};
 use crate::project::{Bundle, NamedFile, Project, ProjectError, TuneKind};
 
 /// Key of the original's bundled code string in an agent message.
@@ -65,7 +65,7 @@ pub fn prepare(upload: Upload, settings: &OrchestratorSettings) -> Result<Prepar
         .into_iter()
         .map(|message| complete_agent_message(message, &run_config, project.python_code()))
         .collect();
-    let (job_uuids, job_bodies) = serialise_jobs(plan.job_messages)?;
+    let (job_uuids, job_bodies) = serialise_jobs(&plan.job_messages)?;
     Ok(PreparedRun {
         run_id: plan.run_id,
         settings: plan.settings,
@@ -135,12 +135,12 @@ fn has_code(map: &Map<String, Value>) -> bool {
     }
 }
 
-/// Gives every job a fresh v4 uuid under `job_uuid` and serialises it, dropping each `Value`
-/// as soon as its bytes exist.
-fn serialise_jobs(messages: Vec<Value>) -> Result<(Vec<Uuid>, Vec<Bytes>), ApiError> {
+/// Gives each job message its uuid and serialises it, one message at a time (a large run never
+/// holds its messages as JSON trees).
+fn serialise_jobs(messages: &JobMessages) -> Result<(Vec<Uuid>, Vec<Bytes>), ApiError> {
     let mut uuids = Vec::with_capacity(messages.len());
     let mut bodies = Vec::with_capacity(messages.len());
-    for mut message in messages {
+    for mut message in messages.iter() {
         let job_uuid = Uuid::new_v4();
         if let Value::Object(map) = &mut message {
             map.insert(JOB_UUID_KEY.to_owned(), Value::String(job_uuid.to_string()));

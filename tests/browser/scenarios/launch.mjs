@@ -49,7 +49,9 @@ export async function launchHello(env) {
   }
   const badges = await page.locator('#jobs-table tbody .badge').allTextContents();
   assert(badges.length > 0 && badges.every((b) => FINAL.includes(b)), `every job shown is final: ${badges}`);
-  assertEqual(await page.locator('#run-chart').getAttribute('data-finished'), '20', 'the chart counts 20 jobs');
+  // The chart is live and reconciles itself with the backend's counts.
+  await eventually('the chart counts 20 jobs', async () =>
+    (await page.locator('#run-chart').getAttribute('data-finished')) === '20', 15000);
 
   // A job's events and logs.
   await page.locator('#jobs-table tbody button[data-job]').first().click();

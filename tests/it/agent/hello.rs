@@ -111,6 +111,7 @@ async fn node_example_worker_runs_through_the_agent() {
         }
         assert!(harness.logs(*job_uuid).await.contains(&format!("job {job_uuid} (attempt 1): {word}")));
     }
+    assert_eq!(failed, 1, "the example's data_job.csv has one failing row");
     assert_eq!(summary.count(status::FAILED), failed);
     let outputs = harness.outputs(staged.run_id).await;
     let greetings = outputs.iter().filter(|o| o.data["greeting"] == "hello from a Node worker").count();

@@ -52,6 +52,26 @@ async fn every_bad_upload_is_refused_naming_the_problem_and_leaves_nothing() {
             vec!["config/data_job.csv row 3", "3 cells, header has 2"],
         ),
         (
+            "a JSON cell that does not parse",
+            with_template(template_with(ok_run, "{}"))
+                .part("data_job", file("outcome,payload\nsucceed,\"{\"\"a\"\": }\"\n", "data_job.csv")),
+            StatusCode::BAD_REQUEST,
+            vec!["config/data_job.csv row 2", "field payload", "invalid JSON"],
+        ),
+        (
+            "more job rows than number_of_jobs",
+            with_template(template_with(ok_run, "{}"))
+                .part("data_job", file("outcome\nsucceed\nsucceed\nfail\n", "data_job.csv")),
+            StatusCode::BAD_REQUEST,
+            vec!["config/data_job.csv", "3 rows but run_message.number_of_jobs is 2"],
+        ),
+        (
+            "a number_of_jobs that is not an integer",
+            with_template(template_with(r#"{"number_of_agents": 1, "number_of_jobs": 2.5}"#, "{}")),
+            StatusCode::BAD_REQUEST,
+            vec!["field run_message.number_of_jobs", "expected an integer"],
+        ),
+        (
             "a number_of_agents that is not an integer",
             with_template(template_with(r#"{"number_of_agents": "three", "number_of_jobs": 1}"#, "{}")),
             StatusCode::BAD_REQUEST,

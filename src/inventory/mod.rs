@@ -14,8 +14,10 @@ pub use import::{ImportError, ImportFile, RowProblem, parse_fingerprints, parse_
 pub const TEMPLATE_PLACEHOLDER_URL: &str = "http://USER:PASS@HOST:PORT";
 
 /// A proxy URL with its password replaced by `***` (`http://user:***@host:port`), safe to log
-/// and show. Works on text that is not a valid URL too (a scheme-less `user:pass@host:port`),
-/// since that is exactly what error messages about bad URLs need to show.
+/// and show. Credentials given as a user name alone (`socks5://TOKEN@host`, how several
+/// providers pass an API key) are a secret too, so they become `***@host`. Works on text that
+/// is not a valid URL too (a scheme-less `user:pass@host:port`), since that is exactly what
+/// error messages about bad URLs need to show.
 pub fn mask_proxy_url(url: &str) -> String {
     let (scheme, rest) = match url.split_once("://") {
         Some((scheme, rest)) => (format!("{scheme}://"), rest),
@@ -24,8 +26,10 @@ pub fn mask_proxy_url(url: &str) -> String {
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(end);
     let Some((userinfo, host)) = authority.rsplit_once('@') else { return url.to_string() };
-    let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
-    format!("{scheme}{user}:***@{host}{tail}")
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}{user}:***@{host}{tail}"),
+        None => format!("{scheme}***@{host}{tail}"),
+    }
 }
 
 #[cfg(test)]
@@ -38,7 +42,7 @@ mod tests {
             ("http://user:pass@host:8000", "http://user:***@host:8000"),
             ("http://user:p%40ss@host:8000/path?q=1", "http://user:***@host:8000/path?q=1"),
             ("http://user:p@ss@host:8000", "http://user:***@host:8000"),
-            ("socks5://token@host:1080", "socks5://token:***@host:1080"),
+            ("socks5://token@host:1080", "socks5://***@host:1080"),
             ("user:pass@host:8000", "user:***@host:8000"),
             ("http://host:8000", "http://host:8000"),
             ("http://host:8000/a@b", "http://host:8000/a@b"),

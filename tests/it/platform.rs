@@ -215,3 +215,28 @@ async fn log_format_json_writes_one_json_object_per_line() {
     }
     assert!(lines.iter().any(|line| line.contains(r#""message":"listening""#) && line.contains(&listen)), "{lines:#?}");
 }
+
+#[tokio::test]
+async fn serve_on_sql_server_names_host_and_database_but_never_the_password() {
+    use crate::support::run_armada;
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens there: serve says which database it tried, then gives up.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let password = "Never-Shown-8472";
+    let env = [
+        ("SQL_SERVER_NAME", "127.0.0.1"),
+        ("SQL_SERVER_PORT", port.as_str()),
+        ("SQL_SERVER_DB", "armada_db"),
+        ("SQL_SERVER_USER", "armada"),
+        ("SQL_SERVER_PASSWORD", password),
+        ("SQL_SERVER_CONNECT_TIMEOUT_SECS", "2"),
+        ("RUST_LOG", "debug"),
+    ];
+    let listen =
+        format!("127.0.0.1:{}", std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port());
+    let out = run_armada(dir.path(), &["serve", "--roles", "backend", "--listen", &listen], &env).await;
+    assert_ne!(out.code, Some(0), "{out:?}");
+    let described = format!("mssql://127.0.0.1:{port}/armada_db");
+    assert!(out.stderr.contains(&described), "the log names the database: {}", out.stderr);
+    assert!(!out.stderr.contains(password) && !out.stdout.contains(password), "{out:?}");
+}

@@ -55,6 +55,19 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// `text` without `url` or its password: the client's own errors quote a URL they cannot
+/// parse whole (`Invalid URL: 'amqp:user:password@host'`), and logs and `/health` show them.
+fn scrub_url(text: &str, url: &str) -> String {
+    let mut text = text.replace(url, &redact_url(url));
+    let userinfo = url.split_once("://").map_or(url, |(_, rest)| rest).rsplit_once('@').map(|(info, _)| info);
+    if let Some(password) = userinfo.and_then(|info| info.split_once(':')).map(|(_, password)| password)
+        && password.len() >= 4
+    {
+        text = text.replace(password, "***");
+    }
+    text
+}
+
 impl AmqpBroker {
     /// A broker for `url`. Connects lazily: the first call (or `check_connectivity`) opens the
     /// connection, so a process may start before RabbitMQ does.
@@ -115,7 +128,11 @@ impl Connector {
     }
 
     fn unavailable(&self, what: &str, e: &lapin::Error) -> BrokerError {
-        BrokerError::Unavailable(format!("RabbitMQ at {}: {what}: {e}", self.address))
+        BrokerError::Unavailable(format!(
+            "RabbitMQ at {}: {what}: {}",
+            self.address,
+            scrub_url(&e.to_string(), &self.url)
+        ))
     }
 
     /// Maps an error of a call naming a queue (`what` = `declare queue …`).

@@ -95,3 +95,21 @@ async fn consumer_resumes_after_rabbitmq_restarts_and_no_job_is_lost() {
     broker.delete(&queue).await.unwrap();
     drop(server);
 }
+
+#[test]
+fn errors_never_quote_the_url_or_its_password() {
+    let url = "amqp:armada:s3cret-pw@rabbit:5672";
+    let scrubbed = super::scrub_url(&format!("Invalid URL: '{url}'"), url);
+    assert!(!scrubbed.contains("s3cret-pw"), "{scrubbed}");
+    let url = "amqp://armada:s3cret-pw@rabbit:5672/%2f";
+    let scrubbed = super::scrub_url(&format!("could not use {url}; password s3cret-pw refused"), url);
+    assert_eq!(scrubbed, "could not use amqp://rabbit:5672/%2f; password *** refused");
+}
+
+#[tokio::test]
+async fn a_malformed_url_is_unavailable_without_its_password() {
+    let broker = AmqpBroker::with_timeout("amqp:armada:s3cret-pw@127.0.0.1:1", Duration::from_secs(2));
+    let error = broker.check_connectivity().await.expect_err("no broker there").to_string();
+    assert!(!error.contains("s3cret-pw"), "{error}");
+    assert!(error.contains("RabbitMQ at amqp://(unparsable URL)"), "{error}");
+}

@@ -96,10 +96,19 @@ export function bindPager(nav, onPage) {
 
 export function renderPager(nav, page, pageSize, total) {
   const pages = Math.max(1, Math.ceil(total / pageSize));
+  const prev = nav.querySelector('[data-page="prev"]');
+  const next = nav.querySelector('[data-page="next"]');
+  const focused = document.activeElement;
   nav.querySelector('[data-label]').textContent = `Page ${page} of ${pages}`;
-  nav.querySelector('[data-page="prev"]').disabled = page <= 1;
-  nav.querySelector('[data-page="next"]').disabled = page >= pages;
+  prev.disabled = page <= 1;
+  next.disabled = page >= pages;
   nav.hidden = total <= pageSize && page === 1;
+  // A button that gets disabled while focused drops the focus to <body>: someone paging with
+  // the keyboard stays in the pager, on the button that still goes somewhere.
+  if ((focused === prev || focused === next) && focused.disabled && !nav.hidden) {
+    const other = focused === prev ? next : prev;
+    if (!other.disabled) other.focus();
+  }
 }
 
 export function toast(message, { error = false, ms = 5000 } = {}) {

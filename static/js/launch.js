@@ -1,7 +1,8 @@
 // The Launch panel: pick a project folder (every file goes up as a `files` part named by its
 // path in the project) or one .zip/.tar.gz (`project` part), see what was found, pick the
-// tune, and `POST /api/bot/start`. The server's errors are shown as they come (they name the
-// file, row and field), and the file they name is marked in the list.
+// tune among the tune files present (none is sent when there is none), and
+// `POST /api/bot/start`. The server's errors are shown as they come (they name the file, row
+// and field), and the file they name is marked in the list.
 
 import { $, h, formatBytes } from './dom.js';
 import { api, paths } from './api.js';
@@ -199,10 +200,17 @@ export class LaunchPanel {
       h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'File'), h('th', { scope: 'col' }, 'Role'), h('th', { scope: 'col' }, 'Found'))),
       h('tbody', {}, rows)));
     const hasTemplate = summary.byPath.has(TEMPLATE);
-    for (const input of this.form.querySelectorAll('input[name="tune"]')) {
+    // A tune can only be picked when its file is in the project (the server refuses a tune
+    // it cannot find); a project with neither file is launched without one.
+    const tunes = [...this.form.querySelectorAll('input[name="tune"]')];
+    for (const input of tunes) {
       const present = summary.byPath.has(`config/config_${input.value}.json`);
+      input.disabled = !present;
       input.closest('label').querySelector('.muted').textContent = `config/config_${input.value}.json${present ? '' : ' (missing)'}`;
     }
+    const available = tunes.filter((input) => !input.disabled);
+    if (available.length && !available.some((input) => input.checked)) available[0].checked = true;
+    $('#launch-tune-none').hidden = available.length > 0;
     this.submit.disabled = !hasTemplate;
     if (!hasTemplate) {
       this.showError(`${TEMPLATE} is missing: choose the project folder itself (the one that holds config/), or an archive of it.`);
@@ -221,14 +229,14 @@ export class LaunchPanel {
 
   async launch() {
     if (!this.selection) return;
-    const tune = this.form.querySelector('input[name="tune"]:checked')?.value || 'local';
+    const tune = this.form.querySelector('input[name="tune"]:checked:not(:disabled)')?.value;
     const form = new FormData();
     if (this.selection.kind === 'folder') {
       for (const { file, path } of this.selection.files) form.append('files', file, path);
     } else {
       form.append('project', this.selection.file, this.selection.file.name);
     }
-    form.append('tune', tune);
+    if (tune) form.append('tune', tune);
     this.submit.disabled = true;
     const label = this.submit.textContent;
     this.submit.textContent = 'Launching…';

@@ -14,6 +14,8 @@ const STATUSES = ['Queued', 'Running', 'Success', 'Failed', 'Cancelled'];
 const FINAL = new Set(['Success', 'Failed', 'Cancelled']);
 const LIVE_RUN = new Set(['dispatching', 'running']);
 const ORCHESTRATOR_POLL_MS = 3000;
+const NO_AGENT = 'Unknown';
+const LIVE_AGENT = new Set(['pending', 'running']);
 
 export class RunView {
   constructor({ onSelectJob, onDeleted }) {
@@ -32,6 +34,7 @@ export class RunView {
     this.summary = null;
     this.bot = null;
     this.botAvailable = true;
+    this.botSettled = false;
     this.jobs = [];
     this.jobsTotal = 0;
     this.jobsPage = 1;
@@ -39,10 +42,8 @@ export class RunView {
     this.tab = 'jobs';
     this.jobsLoader = liveLoader(() => this.fetchJobs());
     this.summaryLoader = liveLoader(() => this.fetchSummary());
-    this.refreshSummary = throttle(() => this.loadSummary().catch(() => {}), 250);
-    // A live outcome that arrives while the timeline is being fetched may or may not be in the
-    // answer: the loader fetches once more then, so the chart never counts a job twice.
     this.timelineLoader = liveLoader(() => this.fetchTimeline());
+    this.refreshSummary = throttle(() => this.loadSummary().catch(() => {}), 250);
     this.refreshTimeline = throttle(() => this.loadTimeline().catch(() => {}), 5000);
     bindPager(this.jobsPager, (delta) => { this.jobsPage += delta; this.loadJobs(); });
     this.jobsBody.addEventListener('click', (e) => {
@@ -91,6 +92,7 @@ export class RunView {
       this.summary = null;
       this.bot = null;
       this.botAvailable = true;
+      this.botSettled = false;
       this.jobs = [];
       this.jobsPage = 1;
       this.jobsTotal = 0;
@@ -180,6 +182,8 @@ export class RunView {
     return this.timelineLoader.load();
   }
 
+  /** The chart's history; replaces what live messages added, so it is re-read when one
+   * arrives while it is in flight (its answer may predate that message). */
   async fetchTimeline() {
     const runId = this.runId;
     if (!runId || !this.run) return;
@@ -194,11 +198,14 @@ export class RunView {
   async pollOrchestrator() {
     const runId = this.runId;
     if (!runId || !this.botAvailable || !this.run || !this.run.run_status) return;
-    if (this.bot && !LIVE_RUN.has(this.bot.status) && !LIVE_RUN.has(this.run.run_status)) return;
+    // Polled while the run or one of its agents is live; once the orchestrator itself says the
+    // run ended and its agents are down, its answer no longer changes.
+    if (this.bot && this.botSettled) return;
     try {
       const bot = await api(paths.botRun(runId));
       if (runId !== this.runId) return;
       this.bot = bot;
+      this.botSettled = !LIVE_RUN.has(bot.status) && !(bot.agents || []).some((a) => LIVE_AGENT.has(a.phase));
     } catch {
       // No orchestrator here (or it forgot the run): the backend's view is enough.
       this.botAvailable = false;
@@ -231,7 +238,9 @@ export class RunView {
   }
 
   renderProgress() {
-    const counts = { ...((this.bot && this.bot.counts) || {}), ...((this.summary && this.summary.counts) || {}) };
+    // The backend's summary is re-read after every job change; the orchestrator's counts (polled)
+    // only stand in until it answers, never mixed with it (a stale `Queued` would linger).
+    const counts = { ...((this.summary ? this.summary.counts : this.bot && this.bot.counts) || {}) };
     const recorded = this.summary ? this.summary.total_jobs : this.jobsTotal;
     const planned = (this.run && this.run.number_of_jobs) || 0;
     const total = Math.max(recorded || 0, planned);
@@ -260,7 +269,7 @@ export class RunView {
     text.textContent = parts.join(' · ');
     text.dataset.finished = String(finished);
     text.dataset.total = String(total);
-    const queue = this.bot && this.bot.queue;
+    const queue = LIVE_RUN.has(this.status()) && this.bot && this.bot.queue;
     $('#run-queue').hidden = !queue;
     if (queue) $('#run-queue').textContent = `Queue: ${queue.ready ?? '?'} ready · ${queue.consumers ?? '?'} consumers`;
   }
@@ -293,11 +302,13 @@ export class RunView {
   }
 
   renderAgents() {
-    const fromBackend = (this.summary && this.summary.agents) || [];
+    // Jobs no agent took (queued, or closed by a cancel) are recorded under `Unknown`: not an
+    // agent, so not a row (the orchestrator's view leaves it out too).
+    const fromBackend = ((this.summary && this.summary.agents) || []).filter((a) => a.agent !== NO_AGENT);
     const fromBot = (this.bot && this.bot.agents) || [];
     const byName = new Map();
     for (const a of fromBot) {
-      const name = a.name || (a.pod_index != null ? `agent-${a.pod_index}` : '?');
+      const name = a.agent || (a.pod_index != null ? `agent-${a.pod_index}` : '?');
       byName.set(name, { agent: name, phase: a.phase, jobs_taken: a.jobs_taken, succeeded: a.succeeded, failed: a.failed, current_job: a.current_job, last_seen: a.last_seen });
     }
     for (const a of fromBackend) {
@@ -305,14 +316,18 @@ export class RunView {
     }
     const agents = [...byName.values()].sort((a, b) => a.agent.localeCompare(b.agent, undefined, { numeric: true }));
     $('#agents-total').textContent = agents.length ? `(${agents.length})` : '';
-    this.agentsBody.replaceChildren(...agents.map((a) => h('tr', {},
-      h('td', {}, a.agent),
-      h('td', {}, a.phase || (a.current_job ? 'working' : '—')),
-      h('td', {}, a.jobs_taken ?? 0),
-      h('td', {}, a.succeeded ?? 0),
-      h('td', {}, a.failed ?? 0),
-      h('td', {}, a.current_job ? h('button', { type: 'button', class: 'link', dataset: { job: a.current_job } }, h('code', {}, shortId(a.current_job))) : '—'),
-      h('td', { title: formatTime(a.last_seen) }, ago(a.last_seen)))));
+    this.agentsBody.replaceChildren(...agents.map((a) => h('tr', { dataset: { agent: a.agent } },
+      h('td', { dataset: { col: 'agent' } }, a.agent),
+      h('td', { dataset: { col: 'phase' } }, a.phase || (a.current_job ? 'working' : '—')),
+      h('td', { dataset: { col: 'jobs-taken' } }, a.jobs_taken ?? 0),
+      h('td', { dataset: { col: 'succeeded' } }, a.succeeded ?? 0),
+      h('td', { dataset: { col: 'failed' } }, a.failed ?? 0),
+      h('td', { dataset: { col: 'current-job' } }, a.current_job
+        ? h('button', { type: 'button', class: 'link', dataset: { job: a.current_job }, 'aria-label': `Job ${a.current_job}` }, h('code', {}, shortId(a.current_job)))
+        : '—'),
+      h('td', { dataset: { col: 'last-seen' } }, a.last_seen
+        ? h('time', { datetime: a.last_seen, title: formatTime(a.last_seen) }, ago(a.last_seen))
+        : '—'))));
     $('#agents-empty').hidden = agents.length > 0;
   }
 
@@ -327,7 +342,12 @@ export class RunView {
     this.renderHeader();
     this.renderProgress();
     this.refreshSummary();
-    if (wasLive && !LIVE_RUN.has(run.run_status)) this.refreshTimeline.now();
+    if (wasLive && !LIVE_RUN.has(run.run_status)) {
+      this.refreshTimeline.now();
+      // Read the orchestrator's final word (agent phases, detail) once more.
+      this.botSettled = false;
+      this.pollOrchestrator();
+    }
   }
 
   jobAdded(job) {

@@ -1,4 +1,4 @@
-// The runs panel: a page of runs, newest first, kept current by new_run,
+// The runs panel: a page of runs, newest first (pager below), kept current by new_run,
 // update_run_status and delete_run messages.
 
 import { api, paths } from './api.js';
@@ -79,8 +79,15 @@ export class RunsPanel {
     this.loader.touch();
     if (this.runs.some((r) => r.run_uuid === run.run_uuid)) return;
     this.total += 1;
-    if (this.page === 1) this.runs = [run, ...this.runs].slice(0, PAGE_SIZE);
-    this.render(run.run_uuid);
+    if (this.page === 1) {
+      this.runs = [run, ...this.runs].slice(0, PAGE_SIZE);
+      this.render(run.run_uuid);
+      return;
+    }
+    // On a later page every run slid one place towards the older end: re-read the page
+    // rather than show one that no longer matches its number.
+    this.render();
+    this.load().catch(() => {});
   }
 
   updated(run) {

@@ -22,7 +22,10 @@ export async function freePort() {
   });
 }
 
-/** Polls `check` (async, truthy = done) every 100 ms until it holds or `ms` pass. */
+/**
+ * Polls `check` (async, truthy = done) every 100 ms until it holds or `ms` pass. An error it
+ * throws is retried like a falsy answer (and reported on timeout), unless it has `final` set.
+ */
 export async function eventually(what, check, ms = 10000) {
   const deadline = Date.now() + ms;
   let last;
@@ -31,6 +34,7 @@ export async function eventually(what, check, ms = 10000) {
       last = await check();
       if (last) return last;
     } catch (error) {
+      if (error.final) throw error;
       last = error;
     }
     if (Date.now() > deadline) {
@@ -167,3 +171,105 @@ export function client(baseUrl, token) {
 }
 
 export const uuid = randomUUID;
+
+/** Rows of a CSV text (RFC 4180: quoted cells, doubled quotes, CRLF or LF), header included. */
+export function parseCsv(text) {
+  const rows = [];
+  let row = [];
+  let cell = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') { cell += '"'; i++; } else if (c === '"') quoted = false;
+      else cell += c;
+    } else if (c === '"') {
+      quoted = true;
+    } else if (c === ',') {
+      row.push(cell); cell = '';
+    } else if (c === '\n' || c === '\r') {
+      if (c === '\r' && text[i + 1] === '\n') i++;
+      row.push(cell); rows.push(row); row = []; cell = '';
+    } else {
+      cell += c;
+    }
+  }
+  if (cell !== '' || row.length) { row.push(cell); rows.push(row); }
+  return rows;
+}
+
+/** CSV rows as objects keyed by the header. */
+export function csvRecords(text) {
+  const [header, ...rows] = parseCsv(text);
+  for (const [i, row] of rows.entries()) {
+    if (row.length !== header.length) throw new Error(`CSV line ${i + 2} has ${row.length} cells, the header ${header.length}`);
+  }
+  return { header, records: rows.map((row) => Object.fromEntries(header.map((name, i) => [name, row[i]]))) };
+}
+
+/**
+ * Fails when the page scrolls sideways at the current viewport (the document is wider than
+ * the window), or when one of the panels does (its content does not fit its column).
+ */
+export async function assertNoHorizontalOverflow(page, label) {
+  const widths = await page.evaluate(() => {
+    const el = document.documentElement;
+    const panels = {};
+    for (const panel of document.querySelectorAll('.panel')) {
+      if (panel.offsetParent !== null) panels[panel.id] = [panel.scrollWidth, panel.clientWidth];
+    }
+    return { page: [el.scrollWidth, el.clientWidth], panels, viewport: [window.innerWidth, window.innerHeight] };
+  });
+  const [scroll, client] = widths.page;
+  assert(scroll <= client, `${label} at ${widths.viewport.join('×')}: the page scrolls sideways (scrollWidth ${scroll} > clientWidth ${client})`);
+  for (const [id, [panelScroll, panelClient]] of Object.entries(widths.panels)) {
+    assert(panelScroll <= panelClient, `${label} at ${widths.viewport.join('×')}: #${id} scrolls sideways (${panelScroll} > ${panelClient})`);
+  }
+}
+
+/**
+ * Opens the Launch panel, picks a project folder, optionally the tune (with the keyboard:
+ * arrow keys within the radio group), runs `inspect` on the filled panel, launches (failing at
+ * once with the panel's error if the server refuses), and returns the run id the dashboard
+ * selects.
+ */
+export async function launchFolder(page, folder, { tune, inspect } = {}) {
+  await page.locator('#launch-open').click();
+  await page.locator('#launch-dialog[open]').waitFor();
+  await page.locator('#launch-folder').setInputFiles(folder);
+  await page.locator('#launch-files tr[data-path="config/config_template.json"] .found').waitFor();
+  if (tune) {
+    const local = page.locator('#launch-tune input[value="local"]');
+    await local.focus();
+    if (tune === 'distant') await page.keyboard.press('ArrowRight');
+    const checked = await page.locator('#launch-tune input[name="tune"]:checked').getAttribute('value');
+    assertEqual(checked, tune, 'the tune picked with the keyboard');
+  }
+  if (inspect) await inspect();
+  await page.locator('#launch-submit').click();
+  await eventually('the Launch panel to close (or say why not)', async () => {
+    if (await page.locator('#launch-error').isVisible()) {
+      throw Object.assign(new Error(`the launch was refused: ${await page.locator('#launch-error').textContent()}`), { final: true });
+    }
+    return (await page.locator('#launch-dialog[open]').count()) === 0;
+  }, 30000);
+  const runId = await eventually('the launched run is selected', async () => {
+    const id = (await page.locator('#run-id').textContent()) || '';
+    return /^[0-9a-f-]{36}$/.test(id) ? id : null;
+  });
+  await page.locator(`button[data-run="${runId}"]`).waitFor();
+  return runId;
+}
+
+/** Every message the page receives on its WebSockets, with the socket's URL. */
+export function recordSocketFrames(page) {
+  const frames = [];
+  const urls = [];
+  page.on('websocket', (socket) => {
+    urls.push(socket.url());
+    socket.on('framereceived', ({ payload }) => {
+      try { frames.push({ url: socket.url(), message: JSON.parse(String(payload)) }); } catch { /* not JSON */ }
+    });
+  });
+  return { frames, urls };
+}

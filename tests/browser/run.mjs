@@ -16,7 +16,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { Server } from './lib.mjs';
-import { launchHello, badProject } from './scenarios/launch.mjs';
+import { launchHello, badProject, distantTune } from './scenarios/launch.mjs';
+import { cancelAndDelete } from './scenarios/run-actions.mjs';
+import { runsPager } from './scenarios/runs-pager.mjs';
 import { tokenRequired } from './scenarios/token.mjs';
 import { reconnects } from './scenarios/reconnect.mjs';
 import { liveUpdates } from './scenarios/live.mjs';
@@ -34,11 +36,14 @@ mkdirSync(artifacts, { recursive: true });
 const scenarios = [
   { name: 'launch-hello (a)', run: launchHello, needs: 'orchestrator' },
   { name: 'bad-project (b)', run: badProject, needs: 'orchestrator' },
+  { name: 'distant-tune', run: distantTune, needs: 'orchestrator' },
+  { name: 'cancel-delete', run: cancelAndDelete, needs: 'orchestrator' },
   { name: 'token (c)', run: tokenRequired },
   { name: 'reconnect (d)', run: reconnects },
   { name: 'live-updates (e)', run: liveUpdates },
   { name: 'launch-panel', run: launchPanel },
-  { name: 'split-layout', run: splitLayout },
+  { name: 'runs-pager', run: runsPager },
+  { name: 'split-layout', run: splitLayout, needs: 'orchestrator' },
 ];
 
 const filters = process.argv.slice(2);

@@ -76,6 +76,10 @@ async function expectListing(page, label) {
   await table.locator('tr[data-path="requirements.txt"] .found').waitFor();
   assertEqual(await table.locator('[data-code-files]').textContent(), '2', `${label}: two code files`);
   assert(await page.locator('#launch-submit').isEnabled(), `${label}: Launch is enabled`);
+  // Only the tune whose file is there can be picked.
+  assert(await page.locator('#launch-tune input[value="distant"]').isDisabled(), `${label}: no distant tune to pick`);
+  assert(await page.locator('#launch-tune input[value="local"]').isChecked(), `${label}: the local tune is picked`);
+  assert(await page.locator('#launch-tune-none').isHidden(), `${label}: a tune is available`);
 }
 
 export async function launchPanel(env) {

@@ -3,7 +3,7 @@
 // outputs download as CSV and JSON; a run is deleted through its button.
 
 import { readFileSync } from 'node:fs';
-import { client, eventually, assert, assertEqual, uuid } from '../lib.mjs';
+import { client, eventually, assert, assertEqual, uuid, assertNoHorizontalOverflow } from '../lib.mjs';
 
 export async function liveUpdates(env) {
   const { page } = env;
@@ -18,6 +18,20 @@ export async function liveUpdates(env) {
   const runButton = page.locator(`button[data-run="${run.run_uuid}"]`);
   await runButton.waitFor();
   assertEqual(await runButton.locator('.badge').textContent(), 'running', 'run badge');
+
+  // The chart's first history read is answered by the server now but reaches the page only
+  // after the jobs below have finished live: an old answer must not erase newer changes.
+  let releaseTimeline;
+  const timelineHeld = new Promise((resolve) => { releaseTimeline = resolve; });
+  let timelineReads = 0;
+  const isTimeline = (url) => url.pathname.endsWith('/timeline');
+  await page.route(isTimeline, async (route) => {
+    timelineReads += 1;
+    if (timelineReads > 1) return route.continue();
+    const response = await route.fetch();
+    await timelineHeld;
+    return route.fulfill({ response });
+  });
   await runButton.click();
   await page.locator('#run-id', { hasText: run.run_uuid }).waitFor();
 
@@ -38,6 +52,8 @@ export async function liveUpdates(env) {
     const badge = page.locator(`#jobs-table tr[data-job="${jobs[i].job_uuid}"] .badge`);
     await eventually(`job ${i} badge ${status}`, async () => (await badge.textContent()) === status);
   }
+  assertEqual(timelineReads, 1, 'the first timeline read is still held');
+  releaseTimeline();
 
   // The counts are the backend's.
   const summary = await api.get(`/api/runs/${run.run_uuid}/summary`);
@@ -54,6 +70,8 @@ export async function liveUpdates(env) {
   // The chart counts the finished jobs and draws them.
   const chart = page.locator('#run-chart');
   await eventually('chart with 4 finished jobs', async () => (await chart.getAttribute('data-finished')) === '4');
+  assert(timelineReads >= 2, 'the held timeline answer was followed by a fresh read');
+  await page.unroute(isTimeline);
   const colored = await page.evaluate(() => {
     const canvas = document.getElementById('run-chart');
     const { data } = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
@@ -119,9 +137,10 @@ export async function liveUpdates(env) {
   await eventually('progress 5 / 6', async () => (await progress.getAttribute('data-finished')) === '5');
   await page.locator(`#jobs-table button[data-job="${job.job_uuid}"]`).focus();
 
+  await assertNoHorizontalOverflow(page, 'live run view');
   await env.screenshot('live-run-1280x800');
   await page.setViewportSize({ width: 1920, height: 1080 });
-  await page.waitForTimeout(300);
+  await assertNoHorizontalOverflow(page, 'live run view');
   await env.screenshot('live-run-1920x1080');
   await page.setViewportSize({ width: 1280, height: 800 });
 
@@ -143,6 +162,7 @@ export async function liveUpdates(env) {
   await page.locator('#run-empty').waitFor();
   const remaining = await api.get('/api/runs');
   assertEqual(remaining.total, 1, 'one run left on the server');
+  assertEqual((await fetch(`${server.url}/api/runs/${doomed.run_uuid}`)).status, 404, 'the deleted run answers 404');
 
   // A run deleted through the API leaves the list too.
   await api.del(`/api/runs/${run.run_uuid}`);

@@ -100,6 +100,7 @@ impl KubeLauncher {
     /// the kubeconfig, the Job's context from the settings. Agents in pods reach Redis,
     /// RabbitMQ and the backend over the network, so those must be configured.
     pub async fn from_settings(settings: &Settings) -> Result<Self, LaunchError> {
+        // Before connecting: a missing setting is the error to report, not a missing cluster.
         Self::check_settings(settings)?;
         Self::with_settings(connect().await?, settings)
     }

@@ -214,6 +214,10 @@ pub enum BrokerSettings {
     Amqp { url: Secret },
 }
 
+/// `ARMADA_KUBE_PENDING_TIMEOUT_SECS` unset: five minutes, long enough for a slow image pull or
+/// a cluster autoscaler, short enough that a run whose agents cannot start says so.
+pub const DEFAULT_KUBE_PENDING_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// How agents are started.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LauncherSettings {
@@ -222,7 +226,13 @@ pub enum LauncherSettings {
     /// `PLATFORM=local`: child `armada agent` processes.
     Process,
     /// `PLATFORM=distant`: a Kubernetes Indexed Job per run.
-    Kube { distrib: Distrib, namespace: String },
+    Kube {
+        distrib: Distrib,
+        namespace: String,
+        /// `ARMADA_KUBE_PENDING_TIMEOUT_SECS` (default 300): how long an agent's pod may stay
+        /// stuck (image pull, container creation) or missing before the agent counts as failed.
+        pending_timeout: Duration,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -661,6 +671,7 @@ fn launcher_settings(vars: &Vars) -> Result<LauncherSettings, SettingsError> {
         Some("distant") => Ok(LauncherSettings::Kube {
             distrib,
             namespace: vars.get("ARMADA_KUBE_NAMESPACE").unwrap_or("default").to_string(),
+            pending_timeout: seconds(vars, "ARMADA_KUBE_PENDING_TIMEOUT_SECS", DEFAULT_KUBE_PENDING_TIMEOUT)?,
         }),
         Some(other) => Err(SettingsError::Invalid {
             key: "PLATFORM".into(),
@@ -729,8 +740,30 @@ mod tests {
             matches!(s.config_store, ConfigStoreSettings::Redis { ref host, port: 6380, .. } if host == "10.0.0.5")
         );
         assert!(matches!(s.broker, BrokerSettings::Amqp { .. }));
-        assert_eq!(s.launcher, LauncherSettings::Kube { distrib: Distrib::Minikube, namespace: "default".into() });
+        assert_eq!(
+            s.launcher,
+            LauncherSettings::Kube {
+                distrib: Distrib::Minikube,
+                namespace: "default".into(),
+                pending_timeout: DEFAULT_KUBE_PENDING_TIMEOUT
+            }
+        );
         assert_eq!(settings(&[("PLATFORM", "local")]).launcher, LauncherSettings::Process);
+    }
+
+    #[test]
+    fn the_kube_pending_timeout_is_seconds_above_zero() {
+        let s = settings(&[("PLATFORM", "distant"), ("ARMADA_KUBE_PENDING_TIMEOUT_SECS", "2.5")]);
+        assert!(
+            matches!(s.launcher, LauncherSettings::Kube { pending_timeout, .. } if pending_timeout == Duration::from_millis(2500)),
+            "{:?}",
+            s.launcher
+        );
+        for value in ["0", "-1", "soon"] {
+            let vars = Vars::from_pairs([("PLATFORM", "distant"), ("ARMADA_KUBE_PENDING_TIMEOUT_SECS", value)]);
+            let err = Settings::from_vars(vars, Vec::new(), None).unwrap_err();
+            assert!(err.to_string().starts_with("ARMADA_KUBE_PENDING_TIMEOUT_SECS"), "{value}: {err}");
+        }
     }
 
     #[test]

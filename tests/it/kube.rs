@@ -1,7 +1,10 @@
 //! `armada kube …` run as a real binary, and the Kubernetes launcher with pods played by real
 //! processes, all against the stand-in API server (`support::kube_api`). `run`: whole runs of
-//! `examples/hello` through the launcher, its pods running the real `armada agent`.
+//! `examples/hello` through the launcher, its pods running the real `armada agent`. `failures`:
+//! runs whose pods never start (an image that cannot be pulled, pods the Job controller cannot
+//! create) fail with the reason instead of running forever.
 
+mod failures;
 mod run;
 
 use std::path::{Path, PathBuf};

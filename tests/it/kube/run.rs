@@ -80,7 +80,7 @@ async fn cluster() -> Option<Cluster> {
 
 /// `examples/hello` as the dashboard's folder upload (`files` parts named `hello/…`), its
 /// template replaced when `template` is given, with the distant tune.
-fn hello_upload(template: Option<&Value>) -> Form {
+pub(super) fn hello_upload(template: Option<&Value>) -> Form {
     let root = example("hello");
     let mut form = Form::new().text("tune", "distant");
     let mut files = Vec::new();
@@ -110,18 +110,18 @@ fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, Vec<u8>)>) {
     }
 }
 
-async fn start(app: &TestApp, form: Form) -> (StatusCode, Value) {
+pub(super) async fn start(app: &TestApp, form: Form) -> (StatusCode, Value) {
     app.send(app.client.post(app.url("/bot/start")).multipart(form)).await
 }
 
-async fn view(app: &TestApp, run_id: Uuid) -> Value {
+pub(super) async fn view(app: &TestApp, run_id: Uuid) -> Value {
     let (status, body) = app.get(&format!("/bot/runs/{run_id}")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body
 }
 
 /// The run view once `check` holds for it.
-async fn view_until(app: &TestApp, run_id: Uuid, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+pub(super) async fn view_until(app: &TestApp, run_id: Uuid, what: &str, check: impl Fn(&Value) -> bool) -> Value {
     let mut last = Value::Null;
     let held = eventually(RUN_LIMIT, async || {
         last = view(app, run_id).await;
@@ -132,12 +132,12 @@ async fn view_until(app: &TestApp, run_id: Uuid, what: &str, check: impl Fn(&Val
     last
 }
 
-fn phases(view: &Value) -> Vec<Value> {
+pub(super) fn phases(view: &Value) -> Vec<Value> {
     view["agents"].as_array().unwrap().iter().map(|agent| agent["phase"].clone()).collect()
 }
 
 /// The run's pods (real processes) that still exist.
-fn pods_of(api: &KubeApi, run_id: Uuid) -> usize {
+pub(super) fn pods_of(api: &KubeApi, run_id: Uuid) -> usize {
     let job = format!("armada-agent-{run_id}");
     api.pods(NS)
         .iter()

@@ -3,7 +3,10 @@
 //! (`batch/v1`), list/watch/delete Pods (`v1`), create/replace Secrets,
 //! `SelfSubjectAccessReview` — parses every body into its `k8s-openapi` type, records every
 //! request, and plays the Job controller and the kubelet: one pod per completion index, each
-//! played by a [`PodScript`] (simulated states, or a real process per index).
+//! played by a [`PodScript`] (simulated states, or a real process per index). The Job
+//! controller can also be refused its pod creations ([`KubeApi::refuse_pod_creation`]), as an
+//! exceeded compute quota or an admission webhook refuses them in a real cluster: the Job is
+//! accepted and no pod ever appears.
 //!
 //! Self-contained (external crates only) so that the library's unit tests and `tests/it` both
 //! include it with `#[path]`.
@@ -75,6 +78,10 @@ struct Inner {
     requests: Vec<Recorded>,
     refusals: Vec<Refusal>,
     allowed: Vec<(String, String, String)>,
+    /// Why the Job controller cannot create pods, when it cannot.
+    pod_creation_refusal: Option<String>,
+    /// The `FailedCreate` events the Job controller recorded: (namespace, Job, message).
+    failed_creates: Vec<(String, String, String)>,
 }
 
 pub struct ApiState {
@@ -152,6 +159,19 @@ impl KubeApi {
         });
     }
 
+    /// From now on the Job controller's pod creations are refused with `message` (as a
+    /// ResourceQuota or an admission webhook refuses them): Jobs are accepted, no pod appears,
+    /// and each Job gets a `FailedCreate` event ([`KubeApi::failed_creates`]) that, as in a real
+    /// cluster, only someone allowed to read events sees.
+    pub fn refuse_pod_creation(&self, message: &str) {
+        lock(&self.state.inner).pod_creation_refusal = Some(message.into());
+    }
+
+    /// The Job controller's `FailedCreate` events: (namespace, Job name, message).
+    pub fn failed_creates(&self) -> Vec<(String, String, String)> {
+        lock(&self.state.inner).failed_creates.clone()
+    }
+
     /// Access reviews deny `verb` on `resource` of `group` from now on.
     pub fn deny(&self, group: &str, resource: &str, verb: &str) {
         lock(&self.state.inner).allowed.retain(|(g, r, v)| !(g == group && r == resource && v == verb));
@@ -170,6 +190,10 @@ impl KubeApi {
             ..Default::default()
         };
         lock(&self.state.inner).secrets.insert((namespace.into(), name.into()), secret);
+    }
+
+    pub fn delete_secret(&self, namespace: &str, name: &str) {
+        lock(&self.state.inner).secrets.remove(&(namespace.into(), name.into()));
     }
 
     pub fn secret(&self, namespace: &str, name: &str) -> Option<Secret> {

@@ -111,7 +111,11 @@ async fn create_job(State(state): State<Shared>, Path(ns): Path<String>, body: B
         job.metadata.uid = Some(format!("job-uid-{}", inner.serial));
         job.metadata.namespace = Some(ns.clone());
         job.metadata.creation_timestamp = Some(pods::now());
-        inner.jobs.insert((ns.clone(), name), job.clone());
+        inner.jobs.insert((ns.clone(), name.clone()), job.clone());
+        if let Some(message) = inner.pod_creation_refusal.clone() {
+            inner.failed_creates.push((ns, name, format!("Error creating: {message}")));
+            return created(&job);
+        }
     }
     for index in 0..completions {
         let serial = {

@@ -68,7 +68,7 @@ impl KubeContext {
     /// `ARMADA_TOKEN` is set). Values that are unset stay empty: see [`KubeContext::missing`].
     pub fn from_settings(settings: &Settings) -> Self {
         let (distrib, namespace) = match &settings.launcher {
-            LauncherSettings::Kube { distrib, namespace } => (*distrib, namespace.clone()),
+            LauncherSettings::Kube { distrib, namespace, .. } => (*distrib, namespace.clone()),
             _ => {
                 let distrib = match settings.vars.get("DISTRIB").map(str::to_ascii_lowercase).as_deref() {
                     Some("minikube") => Distrib::Minikube,

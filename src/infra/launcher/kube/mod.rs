@@ -3,6 +3,8 @@
 //!
 //! - [`job`]: the Job manifest, a pure function ([`agent_job`]), exactly the seed's.
 //! - [`pods`]: how pods read as agents; a run's state fed by a pod watch.
+//! - [`pending`]: when an agent that never started counts as failed (a pod stuck pulling its
+//!   image or creating its container, or no pod at all) instead of pending forever.
 //! - [`client`]: configuration (service account in a pod, else the kubeconfig) and API errors.
 //! - [`access`]: the Role's permissions the launcher needs (`armada kube check`).
 //! - [`secrets`]: the seed's four Secrets from a `.env` (`armada kube bootstrap-secrets`).
@@ -11,11 +13,13 @@
 //! the launcher never reads Jobs back: it watches the Job's pods (label
 //! `batch.kubernetes.io/job-name`) and keeps each run's agents in memory. As the trait asks,
 //! `shutdown` stops every run it launched (deletes their Jobs): agents do not outlive the
-//! orchestrator that watches their run.
+//! orchestrator that watches their run. `forget` deletes the Job of a run whose pods have not
+//! all ended — typically pods that never started, which Kubernetes would retry forever.
 
 pub mod access;
 pub mod client;
 pub mod job;
+pub mod pending;
 pub mod pods;
 pub mod secrets;
 
@@ -42,10 +46,11 @@ use uuid::Uuid;
 
 pub use client::{Connection, api_error, connect, connect_with_kubeconfig};
 pub use job::{KubeContext, agent_job, job_name};
+pub use pending::PendingRule;
 pub use pods::RunPods;
 
 use super::{AgentStatus, LaunchError, LaunchSpec, Launcher, validate_spec};
-use crate::settings::{Distrib, Settings};
+use crate::settings::{DEFAULT_KUBE_PENDING_TIMEOUT, Distrib, LauncherSettings, Settings};
 use job::{JOB_NAME_LABEL, image_of, validate_names};
 
 /// How long `stop` waits for pods to end after their Job is deleted before force-deleting
@@ -58,6 +63,7 @@ pub struct KubeLauncher {
     connection: Connection,
     ctx: KubeContext,
     stop_grace: Duration,
+    pending_timeout: Duration,
     runs: Mutex<HashMap<Uuid, Arc<KubeRun>>>,
 }
 
@@ -81,28 +87,60 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl KubeLauncher {
     /// A launcher on `connection` creating Jobs as `ctx` says.
     pub fn new(connection: Connection, ctx: KubeContext) -> Self {
-        Self { connection, ctx, stop_grace: KUBE_STOP_GRACE, runs: Mutex::new(HashMap::new()) }
+        Self {
+            connection,
+            ctx,
+            stop_grace: KUBE_STOP_GRACE,
+            pending_timeout: DEFAULT_KUBE_PENDING_TIMEOUT,
+            runs: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The launcher `PLATFORM=distant` selects: the cluster from the pod's service account or
     /// the kubeconfig, the Job's context from the settings. Agents in pods reach Redis,
     /// RabbitMQ and the backend over the network, so those must be configured.
     pub async fn from_settings(settings: &Settings) -> Result<Self, LaunchError> {
-        let ctx = KubeContext::from_settings(settings);
-        let missing = ctx.missing();
-        if !missing.is_empty() {
-            return Err(LaunchError::Invalid(format!(
-                "PLATFORM=distant runs agents in pods, which need {}; set them (the Helm chart in deploy/ does)",
-                missing.join(", ")
-            )));
+        // Before connecting: a missing setting is the error to report, not a missing cluster.
+        Self::check_settings(settings)?;
+        Self::with_settings(connect().await?, settings)
+    }
+
+    /// The launcher `from_settings` builds, on a given connection.
+    pub fn with_settings(connection: Connection, settings: &Settings) -> Result<Self, LaunchError> {
+        Self::check_settings(settings)?;
+        let pending_timeout = match &settings.launcher {
+            LauncherSettings::Kube { pending_timeout, .. } => *pending_timeout,
+            _ => DEFAULT_KUBE_PENDING_TIMEOUT,
+        };
+        Ok(Self::new(connection, KubeContext::from_settings(settings)).with_pending_timeout(pending_timeout))
+    }
+
+    fn check_settings(settings: &Settings) -> Result<(), LaunchError> {
+        let missing = KubeContext::from_settings(settings).missing();
+        if missing.is_empty() {
+            return Ok(());
         }
-        Ok(Self::new(connect().await?, ctx))
+        Err(LaunchError::Invalid(format!(
+            "PLATFORM=distant runs agents in pods, which need {}; set them (the Helm chart in deploy/ does)",
+            missing.join(", ")
+        )))
     }
 
     /// How long `stop` waits for pods to end before force-deleting them.
     pub fn with_stop_grace(mut self, grace: Duration) -> Self {
         self.stop_grace = grace;
         self
+    }
+
+    /// How long an agent may go without a started container before it counts as failed
+    /// (`ARMADA_KUBE_PENDING_TIMEOUT_SECS`; see [`pending`]).
+    pub fn with_pending_timeout(mut self, timeout: Duration) -> Self {
+        self.pending_timeout = timeout;
+        self
+    }
+
+    pub fn pending_timeout(&self) -> Duration {
+        self.pending_timeout
     }
 
     pub fn context(&self) -> &KubeContext {
@@ -233,7 +271,13 @@ impl Launcher for KubeLauncher {
         tracing::info!(%run_id, job = %name, namespace = %self.ctx.namespace, agents = spec.number_of_agents,
             image = %format!("{}/{image}:{version}", self.ctx.registry), "agent Job created");
         let (changed, _) = watch::channel(0);
-        let shared = Arc::new(RunShared { pods: Mutex::new(RunPods::new(spec.number_of_agents)), changed });
+        let rule = PendingRule {
+            timeout: self.pending_timeout,
+            job_name: name.clone(),
+            namespace: self.ctx.namespace.clone(),
+        };
+        let pods = RunPods::new(spec.number_of_agents).with_pending_rule(rule);
+        let shared = Arc::new(RunShared { pods: Mutex::new(pods), changed });
         let watch = self.spawn_watch(run_id, &name, shared.clone());
         let previous = lock(&self.runs).insert(run_id, Arc::new(KubeRun { job_name: name, shared, watch }));
         if let Some(previous) = previous {
@@ -259,8 +303,10 @@ impl Launcher for KubeLauncher {
     async fn forget(&self, run_id: Uuid) -> Result<(), LaunchError> {
         let Some(run) = lock(&self.runs).remove(&run_id) else { return Ok(()) };
         run.watch.abort();
+        // Agents still running, pods counted failed while they wait (Kubernetes would retry
+        // their pull forever), or indexes whose pods the Job controller cannot create.
         if lock(&run.shared.pods).any_unfinished() {
-            tracing::warn!(%run_id, job = %run.job_name, "forgetting a run whose agents still run; deleting its Job");
+            tracing::warn!(%run_id, job = %run.job_name, "forgetting a run whose pods have not all ended; deleting its Job");
             self.delete_job(&run.job_name).await?;
         }
         Ok(())

@@ -1,13 +1,15 @@
 //! What a run's pods say about its agents: each pod read as an [`AgentStatus`] by its
-//! completion index, and [`RunPods`], the per-run state the pod watch feeds. Pure: the watch
-//! task in `mod.rs` does the IO.
+//! completion index, and [`RunPods`], the per-run state the pod watch feeds, which applies the
+//! [`PendingRule`] to agents that never started. Pure: the watch task in `mod.rs` does the IO.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::job::COMPLETION_INDEX_ANNOTATION;
+use super::pending::{HOPELESS_REASONS, PendingRule, stuck_reason};
 use crate::infra::launcher::{AgentPhase, AgentStatus};
 use crate::model::Timestamp;
 
@@ -97,17 +99,43 @@ fn created(pod: &Pod) -> Option<&Time> {
     pod.metadata.creation_timestamp.as_ref()
 }
 
+/// A moment: monotonic for measuring waits, wall-clock for showing when an agent was given up.
+#[derive(Debug, Clone, Copy)]
+struct Since {
+    at: Instant,
+    wall: Timestamp,
+}
+
+impl Since {
+    fn at(at: Instant) -> Self {
+        Self { at, wall: Timestamp::now() }
+    }
+
+    fn wall_after(self, wait: Duration) -> Timestamp {
+        let micros = i64::try_from(wait.as_micros()).unwrap_or(i64::MAX);
+        Timestamp::from_micros(self.wall.as_micros().saturating_add(micros))
+    }
+}
+
 /// A run's agents as its pods' watch reports them.
 ///
 /// Rules: each index follows its newest pod (Kubernetes replaces a failed pod of an index up to
 /// the Job's backoff limit); an ended agent's phase is never rewritten by its pod's deletion;
 /// a pod deleted before it ended is `Stopped` when the run is being stopped, else `Failed`;
-/// once the run is stopping, agents that end are `Stopped`.
+/// once the run is stopping, agents that end are `Stopped`. With a [`PendingRule`], an agent
+/// whose pod is stuck (or that has no pod) for longer than its timeout reads as `Failed` — a
+/// verdict made when the agents are read, so a pod that starts after all reads as it is.
 #[derive(Debug, Clone)]
 pub struct RunPods {
+    /// How each index's pod last read, before the pending rule.
     agents: Vec<AgentStatus>,
     /// Name of the pod each index follows.
     current: Vec<Option<String>>,
+    /// Since when the pod each index follows has been stuck (see [`stuck_reason`]).
+    stuck_since: Vec<Option<Since>>,
+    /// When the run's Job was created.
+    launched: Since,
+    pending: Option<PendingRule>,
     /// Pods that exist now, by name.
     live: BTreeMap<String, Pod>,
     stopping: bool,
@@ -122,6 +150,9 @@ impl RunPods {
         Self {
             agents: (0..agents).map(AgentStatus::pending).collect(),
             current: vec![None; agents],
+            stuck_since: vec![None; agents],
+            launched: Since::at(Instant::now()),
+            pending: None,
             live: BTreeMap::new(),
             stopping: false,
             relist: None,
@@ -129,8 +160,53 @@ impl RunPods {
         }
     }
 
+    /// Agents that never start are given up after `rule`'s timeout, counted from now (the
+    /// Job's creation) or from when their pod got stuck.
+    pub fn with_pending_rule(mut self, rule: PendingRule) -> Self {
+        self.pending = Some(rule);
+        self
+    }
+
+    /// The agents now.
     pub fn agents(&self) -> Vec<AgentStatus> {
-        self.agents.clone()
+        self.agents_at(Instant::now())
+    }
+
+    /// The agents as they read at `now`: the pods' statuses, with the pending rule applied to
+    /// the agents that have not ended (unless the run is stopping: those are being stopped).
+    pub fn agents_at(&self, now: Instant) -> Vec<AgentStatus> {
+        let mut agents = self.agents.clone();
+        let Some(rule) = self.pending.as_ref().filter(|_| !self.stopping) else { return agents };
+        for (index, agent) in agents.iter_mut().enumerate().filter(|(_, a)| !a.phase.is_final()) {
+            if let Some((detail, finished_at)) = self.given_up(rule, index, agent, now) {
+                agent.phase = AgentPhase::Failed;
+                agent.detail = Some(detail);
+                agent.finished_at = Some(finished_at);
+            }
+        }
+        agents
+    }
+
+    /// Why the agent at `index` (not ended) counts as failed at `now`, and since when.
+    fn given_up(
+        &self,
+        rule: &PendingRule,
+        index: usize,
+        agent: &AgentStatus,
+        now: Instant,
+    ) -> Option<(String, Timestamp)> {
+        let Some(name) = &self.current[index] else {
+            let overdue = now.saturating_duration_since(self.launched.at) >= rule.timeout;
+            return overdue.then(|| (rule.no_pod_detail(self.synced), self.launched.wall_after(rule.timeout)));
+        };
+        let reason = stuck_reason(self.live.get(name)?)?;
+        let since = self.stuck_since[index]?;
+        let detail = agent.detail.clone().unwrap_or_else(|| reason.to_string());
+        if HOPELESS_REASONS.contains(&reason) {
+            return Some((detail, since.wall));
+        }
+        let overdue = now.saturating_duration_since(since.at) >= rule.timeout;
+        overdue.then(|| (rule.stuck_detail(&detail), since.wall_after(rule.timeout)))
     }
 
     pub fn synced(&self) -> bool {
@@ -150,6 +226,11 @@ impl RunPods {
 
     /// A pod was added or changed.
     pub fn apply(&mut self, pod: &Pod) {
+        self.apply_at(pod, Instant::now());
+    }
+
+    /// A pod was added or changed, seen at `now`.
+    pub fn apply_at(&mut self, pod: &Pod, now: Instant) {
         let (Some(name), Some(index)) = (pod.metadata.name.clone(), pod_index(pod)) else { return };
         if index >= self.agents.len() {
             return;
@@ -170,6 +251,13 @@ impl RunPods {
             return;
         }
         self.current[index] = Some(name);
+        // A stuck pod's wait is counted from when it was first seen stuck, across the reasons it
+        // alternates between (ErrImagePull, ImagePullBackOff, ErrImagePull, …).
+        self.stuck_since[index] = match (stuck_reason(pod), self.stuck_since[index]) {
+            (None, _) => None,
+            (Some(_), Some(since)) if same_pod => Some(since),
+            (Some(_), _) => Some(Since::at(now)),
+        };
         let mut status = pod_agent_status(index, pod);
         if self.stopping && status.phase.is_final() {
             status.detail = match status.phase {
@@ -249,7 +337,9 @@ impl RunPods {
         }
     }
 
-    /// True when some agent has not ended.
+    /// True when some agent has not ended, the pending rule aside: a pod counted failed while
+    /// it waits is still there (retrying a pull), and so is a Job with no pods (retrying to
+    /// create them).
     pub fn any_unfinished(&self) -> bool {
         self.agents.iter().any(|a| !a.phase.is_final())
     }

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use uuid::Uuid;
@@ -168,7 +169,7 @@ async fn an_agent_that_dies_of_the_stop_signal_is_stopped_with_its_exit() {
 }
 
 #[tokio::test]
-async fn pods_that_cannot_pull_their_image_say_so() {
+async fn pods_that_cannot_pull_their_image_say_so_while_the_pending_timeout_runs() {
     let stand_in = stand_in(scripts::image_pull_backoff()).await;
     let spec = spec();
     stand_in.launcher.launch(&spec).await.unwrap();
@@ -182,6 +183,107 @@ async fn pods_that_cannot_pull_their_image_say_so() {
         Some("ImagePullBackOff: Back-off pulling image \"armadasvc/armada-agent:1.2\"")
     );
     stand_in.launcher.stop(spec.run_id).await.unwrap();
+}
+
+/// The DELETE requests the stand-in received for `spec`'s Job.
+fn job_deletes(api: &KubeApi, spec: &LaunchSpec) -> Vec<super::kube_api::Recorded> {
+    let path = format!("/apis/batch/v1/namespaces/{NS}/jobs/{}", job_name(spec));
+    api.requests().into_iter().filter(|r| r.method == "DELETE" && r.path == path).collect()
+}
+
+#[tokio::test]
+async fn pods_stuck_pulling_their_image_fail_after_the_pending_timeout_and_forget_deletes_the_job() {
+    let mut stand_in = stand_in(scripts::image_pull_backoff()).await;
+    stand_in.launcher = stand_in.launcher.with_pending_timeout(Duration::from_secs(1));
+    let spec = spec();
+    stand_in.launcher.launch(&spec).await.unwrap();
+    let agents = agents_until(&stand_in.launcher, spec.run_id, all(AgentPhase::Failed)).await;
+    for agent in &agents {
+        assert_eq!(
+            agent.detail.as_deref(),
+            Some(
+                "ImagePullBackOff: Back-off pulling image \"armadasvc/armada-agent:1.2\" (the container had not \
+                 started after 1 s)"
+            ),
+            "{agent:#?}"
+        );
+    }
+    assert_eq!(stand_in.api.pods(NS).len(), 3, "the pods are still there, retrying their pull");
+    assert!(job_deletes(&stand_in.api, &spec).is_empty(), "reading the agents deletes nothing");
+
+    stand_in.launcher.forget(spec.run_id).await.unwrap();
+    let deletes = job_deletes(&stand_in.api, &spec);
+    assert_eq!(deletes.len(), 1, "{deletes:#?}");
+    assert_eq!(deletes[0].body.as_ref().map(|b| b["propagationPolicy"].clone()), Some("Background".into()));
+    assert!(!stand_in.api.job_exists(NS, &job_name(&spec)));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !stand_in.api.pods(NS).is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(stand_in.api.pods(NS).is_empty(), "the stuck pods went with their Job: {:#?}", stand_in.api.pods(NS));
+}
+
+#[tokio::test]
+async fn a_job_whose_pods_cannot_be_created_fails_its_agents_after_the_pending_timeout() {
+    let mut stand_in = stand_in(scripts::runs_until_stopped()).await;
+    stand_in.launcher = stand_in.launcher.with_pending_timeout(Duration::from_secs(1));
+    let quota = "pods \"armada-agent-x-0-abcde\" is forbidden: exceeded quota: compute, requested: requests.cpu=500m, \
+                 used: requests.cpu=4, limited: requests.cpu=4";
+    stand_in.api.refuse_pod_creation(quota);
+    let spec = spec();
+    stand_in.launcher.launch(&spec).await.expect("the Job itself is accepted");
+    let name = job_name(&spec);
+    assert!(stand_in.api.job_exists(NS, &name));
+    assert_eq!(stand_in.api.failed_creates(), [(NS.to_string(), name.clone(), format!("Error creating: {quota}"))]);
+    let agents = agents_until(&stand_in.launcher, spec.run_id, all(AgentPhase::Failed)).await;
+    let expected = format!(
+        "no pod was created within 1 s of Job {name}: the Job controller's pod creations are refused (an \
+         exceeded ResourceQuota, a LimitRange or an admission webhook?); `kubectl describe job {name} -n {NS}` shows \
+         the reason in its events, which the orchestrator's Role cannot read"
+    );
+    assert!(agents.iter().all(|a| a.detail.as_deref() == Some(expected.as_str())), "{agents:#?}");
+
+    stand_in.launcher.forget(spec.run_id).await.unwrap();
+    assert_eq!(job_deletes(&stand_in.api, &spec).len(), 1, "the Job would keep trying: it is deleted");
+    assert!(!stand_in.api.job_exists(NS, &name));
+}
+
+#[tokio::test]
+async fn forget_keeps_the_job_of_a_run_whose_pods_all_ended() {
+    let stand_in = stand_in(scripts::exits_with_error(FAILURE_DETAIL)).await;
+    let spec = spec();
+    stand_in.launcher.launch(&spec).await.unwrap();
+    agents_until(&stand_in.launcher, spec.run_id, all(AgentPhase::Failed)).await;
+    stand_in.launcher.forget(spec.run_id).await.unwrap();
+    assert!(job_deletes(&stand_in.api, &spec).is_empty(), "its pods stay for `kubectl logs` until the Job's TTL");
+    assert!(stand_in.api.job_exists(NS, &job_name(&spec)));
+}
+
+#[tokio::test]
+async fn with_settings_takes_the_pending_timeout() {
+    let stand_in = stand_in(scripts::exits_ok()).await;
+    let vars = crate::settings::Vars::from_pairs([
+        ("PLATFORM", "distant"),
+        ("REDIS_HOST", "armada-redis"),
+        ("RABBITMQ_URL", "amqp://armada-rabbitmq:5672/%2f"),
+        ("BACKEND_URL", "http://armada-backend:8000"),
+        ("ARMADA_KUBE_PENDING_TIMEOUT_SECS", "42"),
+    ]);
+    let settings = Settings::from_vars(vars, Vec::new(), None).unwrap();
+    let launcher = KubeLauncher::with_settings(stand_in.launcher.connection.clone(), &settings).unwrap();
+    assert_eq!(launcher.pending_timeout(), Duration::from_secs(42));
+    let defaults = Settings::from_vars(
+        crate::settings::Vars::from_pairs([
+            ("REDIS_HOST", "r"),
+            ("RABBITMQ_URL", "amqp://q"),
+            ("BACKEND_URL", "http://b"),
+        ]),
+        Vec::new(),
+        None,
+    )
+    .unwrap();
+    let launcher = KubeLauncher::with_settings(stand_in.launcher.connection.clone(), &defaults).unwrap();
+    assert_eq!(launcher.pending_timeout(), crate::settings::DEFAULT_KUBE_PENDING_TIMEOUT);
 }
 
 #[tokio::test]
@@ -219,11 +321,15 @@ async fn forbidden_create_is_a_launch_error_with_the_api_message() {
     assert!(err.to_string().contains("armada kube check"), "{err}");
 }
 
+/// An object-count quota on Jobs is checked when the Job is created, so the create itself is
+/// refused. (A compute quota refuses the pods instead: see
+/// `a_job_whose_pods_cannot_be_created_fails_its_agents_after_the_pending_timeout`.)
 #[tokio::test]
-async fn exceeded_quota_is_a_launch_error_with_the_api_message() {
-    let message = "jobs.batch \"armada-agent-x\" is forbidden: exceeded quota: compute, requested: \
-                   requests.cpu=1500m, used: requests.cpu=3, limited: requests.cpu=4";
-    refused_launch(403, "Forbidden", message).await;
+async fn a_job_count_quota_refusing_the_job_is_a_launch_error_with_the_api_message() {
+    let message = "jobs.batch \"armada-agent-x\" is forbidden: exceeded quota: object-counts, requested: \
+                   count/jobs.batch=1, used: count/jobs.batch=10, limited: count/jobs.batch=10";
+    let err = refused_launch(403, "Forbidden", message).await;
+    assert!(matches!(err, LaunchError::Unavailable(_)), "{err:?}");
 }
 
 #[tokio::test]

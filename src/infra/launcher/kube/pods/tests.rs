@@ -211,3 +211,97 @@ fn mark_stopped_leaves_ended_agents_alone() {
     assert_eq!(agents[1].detail.as_deref(), Some("why"));
     assert!(!run.any_unfinished());
 }
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+fn with_rule(agents: usize) -> RunPods {
+    let rule = PendingRule { timeout: TIMEOUT, job_name: "armada-agent-x".into(), namespace: "armada".into() };
+    RunPods::new(agents).with_pending_rule(rule)
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+#[test]
+fn a_pod_stuck_pulling_its_image_fails_after_the_timeout() {
+    let mut run = with_rule(2);
+    let t0 = Instant::now();
+    run.apply_at(&pod("a-0", 0, 0, "Pending", waiting("ErrImagePull", "pull access denied")), t0);
+    // The kubelet alternates between the two; the wait counts from the first.
+    let backoff = waiting("ImagePullBackOff", "Back-off pulling image \"armadasvc/x:1\"");
+    run.apply_at(&pod("a-0", 0, 0, "Pending", backoff), t0 + secs(6));
+    run.apply_at(&pod("a-1", 1, 0, "Running", running(1)), t0);
+    let before = run.agents_at(t0 + secs(9));
+    assert_eq!((before[0].phase, before[1].phase), (AgentPhase::Pending, AgentPhase::Running));
+    let after = run.agents_at(t0 + TIMEOUT);
+    assert_eq!(after[0].phase, AgentPhase::Failed);
+    assert_eq!(
+        after[0].detail.as_deref(),
+        Some("ImagePullBackOff: Back-off pulling image \"armadasvc/x:1\" (the container had not started after 10 s)")
+    );
+    assert!(after[0].finished_at.is_some());
+    assert_eq!(after[1].phase, AgentPhase::Running);
+    assert!(run.any_unfinished(), "the stuck pod is still there: its Job must be deleted");
+}
+
+#[test]
+fn a_pod_that_leaves_its_stuck_reason_starts_its_wait_over_and_reads_as_it_is() {
+    let mut run = with_rule(1);
+    let t0 = Instant::now();
+    run.apply_at(&pod("a-0", 0, 0, "Pending", waiting("ErrImagePull", "timeout")), t0);
+    run.apply_at(&pod("a-0", 0, 0, "Pending", waiting("ContainerCreating", "")), t0 + secs(8));
+    run.apply_at(&pod("a-0", 0, 0, "Pending", waiting("CreateContainerError", "no such device")), t0 + secs(9));
+    assert_eq!(run.agents_at(t0 + secs(15))[0].phase, AgentPhase::Pending, "waiting since t0+9 only");
+    let given_up = run.agents_at(t0 + secs(19));
+    assert_eq!(given_up[0].phase, AgentPhase::Failed);
+    assert!(given_up[0].detail.as_deref().is_some_and(|d| d.starts_with("CreateContainerError: no such device")));
+    // A verdict made on reading: a pod that starts after all reads as running.
+    run.apply_at(&pod("a-0", 0, 0, "Running", running(30)), t0 + secs(30));
+    assert_eq!(run.agents_at(t0 + secs(31))[0].phase, AgentPhase::Running);
+}
+
+#[test]
+fn an_invalid_image_name_fails_at_once() {
+    let mut run = with_rule(1);
+    let t0 = Instant::now();
+    let message = "Failed to apply default image tag \"Bad Name\": couldn't parse image name";
+    run.apply_at(&pod("a-0", 0, 0, "Pending", waiting("InvalidImageName", message)), t0);
+    let agents = run.agents_at(t0);
+    assert_eq!(agents[0].phase, AgentPhase::Failed);
+    assert_eq!(agents[0].detail, Some(format!("InvalidImageName: {message}")));
+}
+
+#[test]
+fn an_index_without_a_pod_fails_after_the_timeout_saying_what_to_inspect() {
+    let mut run = with_rule(2);
+    let launched = Instant::now();
+    run.relist_started();
+    run.apply(&pod("a-0", 0, 0, "Running", running(1)));
+    run.relist_done();
+    assert_eq!(run.agents_at(launched)[1].phase, AgentPhase::Pending);
+    let later = run.agents_at(launched + TIMEOUT + secs(1));
+    assert_eq!(later[0].phase, AgentPhase::Running);
+    assert_eq!(later[1].phase, AgentPhase::Failed);
+    let detail = later[1].detail.clone().unwrap_or_default();
+    assert!(detail.starts_with("no pod was created within 10 s of Job armada-agent-x"), "{detail}");
+    assert!(detail.contains("kubectl describe job armada-agent-x -n armada"), "{detail}");
+    // Before the watch listed anything, the message says the watch is what is missing.
+    let unlisted = with_rule(1).agents_at(Instant::now() + TIMEOUT + secs(1));
+    assert!(unlisted[0].detail.as_deref().is_some_and(|d| d.contains("pod watch has not listed")), "{unlisted:#?}");
+    assert!(run.any_unfinished(), "the Job would keep trying to create the pod: it must be deleted");
+}
+
+#[test]
+fn the_pending_rule_is_off_while_stopping_and_without_a_rule() {
+    let stuck = pod("a-0", 0, 0, "Pending", waiting("ImagePullBackOff", "Back-off"));
+    let t0 = Instant::now();
+    let mut stopping = with_rule(1);
+    stopping.apply_at(&stuck, t0);
+    stopping.stopping();
+    assert_eq!(stopping.agents_at(t0 + TIMEOUT * 2)[0].phase, AgentPhase::Pending);
+    let mut no_rule = RunPods::new(2);
+    no_rule.apply_at(&stuck, t0);
+    let agents = no_rule.agents_at(t0 + secs(86_400));
+    assert!(agents.iter().all(|a| a.phase == AgentPhase::Pending), "{agents:#?}");
+}

@@ -1,6 +1,10 @@
 //! The job loop: one delivery at a time from the run's queue, each run on the worker (retried
 //! on a fresh worker after a crash or a timeout, up to `max_attempts`), its outcome recorded
-//! before the delivery is acknowledged.
+//! before the delivery is acknowledged. A redelivered job follows the rule in [`redelivery`]:
+//! it is never run while another agent is still running it, and always run once that agent
+//! is gone.
+
+mod redelivery;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::calls::AgentCalls;
+use super::heartbeat::Heartbeat;
 use super::logs::JobLogs;
 use super::observer::AgentObserver;
 use super::runtime::{AgentEnd, AgentError, AgentOptions, AgentReport};
@@ -18,6 +23,7 @@ use crate::clients::{BackendClient, BackendError};
 use crate::infra::broker::{BrokerError, Consumer, Delivery};
 use crate::infra::db::{JobUpdate, Mutation, NewJob};
 use crate::model::{AgentRunConfig, JOB_UUID_KEY, Timestamp, status};
+use redelivery::Redelivered;
 
 /// Broker errors in a row after which the agent gives up.
 const MAX_BROKER_ERRORS: u32 = 30;
@@ -26,6 +32,8 @@ pub struct JobLoop<'a> {
     pub backend: Arc<dyn BackendClient>,
     pub calls: &'a AgentCalls,
     pub logs: &'a JobLogs,
+    /// This agent's heartbeat, and the reader of the others'.
+    pub heartbeat: &'a Heartbeat,
     pub sink: Arc<dyn LogSink>,
     pub observer: Arc<dyn AgentObserver>,
     pub spec: &'a WorkerSpec,
@@ -90,30 +98,30 @@ impl JobLoop<'_> {
             }
         };
 
-        // Only a redelivery can be a job that already has an outcome (its ack was lost): the
-        // orchestrator publishes each job once. Reading every job first would cost a backend
-        // round trip per job (measured: 1 agent fell from ~3,000 to ~1,000 no-op jobs/s).
-        // An unreadable backend counts as "not final": the job runs.
+        // Only a redelivery can be a job that already has an outcome (its ack was lost) or one
+        // still running elsewhere (the broker took it back from a live agent): the orchestrator
+        // publishes each job once. Reading every job first would cost a backend round trip per
+        // job (measured: 1 agent fell from ~3,000 to ~1,000 no-op jobs/s).
         let previous = if delivery.redelivered {
-            match self.backend.get_job(job_uuid).await {
-                Ok(job) => job,
-                Err(error) => {
-                    tracing::warn!(%job_uuid, %error, "cannot read the redelivered job; running it");
-                    None
+            match self.redelivered(job_uuid, cancel).await {
+                Redelivered::Run(previous) => previous,
+                Redelivered::Done(job) => {
+                    tracing::info!(%job_uuid, status = %job.job_status, "redelivered job already has an outcome; skipped");
+                    self.observer.job_finished(job_uuid, &job.job_status, Some("already recorded; redelivery skipped"));
+                    self.report.skipped += 1;
+                    settle(delivery.ack().await, job_uuid);
+                    return Ok(Handled::Recorded);
+                }
+                Redelivered::Stopped => {
+                    // Dropped unsettled: back to the queue, for whoever looks next.
+                    drop(delivery);
+                    self.report.handed_back += 1;
+                    return Ok(Handled::HandedBack);
                 }
             }
         } else {
             None
         };
-        if let Some(job) = &previous
-            && status::is_final(&job.job_status)
-        {
-            tracing::info!(%job_uuid, status = %job.job_status, "redelivered job already has an outcome; skipped");
-            self.observer.job_finished(job_uuid, &job.job_status, Some("already recorded; redelivery skipped"));
-            self.report.skipped += 1;
-            settle(delivery.ack().await, job_uuid);
-            return Ok(Handled::Recorded);
-        }
         let done_before = previous.as_ref().and_then(|job| job.job_attempts).unwrap_or(0);
         let mut attempt = u32::try_from(done_before).unwrap_or(u32::MAX).saturating_add(1);
         if attempt > self.config.max_attempts {
@@ -127,6 +135,7 @@ impl JobLoop<'_> {
         }
 
         let mut detail = None;
+        self.heartbeat.running(job_uuid);
         loop {
             self.record_running(job_uuid, attempt, detail.take()).await?;
             self.observer.job_started(job_uuid, attempt, &job_message);
@@ -138,6 +147,7 @@ impl JobLoop<'_> {
                     }
                     Err(error) => {
                         // Another agent may do better; this one cannot go on.
+                        self.heartbeat.released();
                         let _ = delivery.nack(true).await;
                         return Err(AgentError::Worker(error));
                     }
@@ -159,6 +169,7 @@ impl JobLoop<'_> {
                 self.worker = None;
                 self.logs.flush(job_uuid).await;
                 tracing::warn!(%job_uuid, "stopped mid-job; handing the job back to the queue");
+                self.heartbeat.released();
                 let _ = delivery.nack(true).await;
                 self.report.handed_back += 1;
                 return Ok(Handled::HandedBack);
@@ -180,6 +191,10 @@ impl JobLoop<'_> {
             detail = Some(format!("attempt {attempt}: {reason}"));
             attempt += 1;
         }
+        self.heartbeat.finished();
+        // When the broker took the delivery back meanwhile (its consumer timeout, a lost
+        // channel), this ack fails, or is ignored by the broker: the outcome is recorded, so the
+        // copy redelivered to an agent (this one or another) is acknowledged and skipped there.
         settle(delivery.ack().await, job_uuid);
         Ok(Handled::Recorded)
     }

@@ -6,7 +6,8 @@
 //!
 //! - [`runtime`]: [`run_agent`], the one code path of every agent, and the in-process entry.
 //! - [`prepare`]: message, run config, working directory, bundle, helper, virtualenv.
-//! - `jobs`: the job loop (deliveries, retries, outcomes, acks).
+//! - `jobs`: the job loop (deliveries, retries, outcomes, acks), and the rule for redeliveries.
+//! - [`heartbeat`]: the agent's sign of life, and the job it is running, in the config store.
 //! - `calls`: the worker's calls as records; `logs`: its prints as job logs.
 //! - [`spool`]: the backend client that keeps records through an outage.
 //! - [`stage`]: a run set up the way the orchestrator does it (workbench, tests, bench).
@@ -17,6 +18,7 @@
 pub mod bench;
 mod calls;
 pub mod forward_proxy;
+pub mod heartbeat;
 mod jobs;
 mod logs;
 pub mod network;

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::calls::AgentCalls;
+use super::heartbeat::{Heartbeat, HeartbeatTiming};
 use super::jobs::JobLoop;
 use super::logs::JobLogs;
 use super::network::{NetworkDeps, PreparedNetwork, own_url, prepare_network};
@@ -97,6 +98,11 @@ pub struct AgentOptions {
     pub shutdown_grace: Duration,
     /// How long to wait, before leaving, for spooled records to reach the backend.
     pub spool_flush_wait: Duration,
+    /// The agent's heartbeat (see [`super::heartbeat`]).
+    pub heartbeat: HeartbeatTiming,
+    /// How often an agent holding a redelivered job that another agent is still running looks
+    /// again at the job and at that agent's heartbeat.
+    pub hold_poll: Duration,
     pub limits: ProjectLimits,
 }
 
@@ -109,6 +115,8 @@ impl Default for AgentOptions {
             stop_grace: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
             spool_flush_wait: Duration::from_secs(60),
+            heartbeat: HeartbeatTiming::default(),
+            hold_poll: Duration::from_secs(1),
             limits: ProjectLimits::default(),
         }
     }
@@ -303,7 +311,8 @@ pub async fn run_agent(
     Ok(report)
 }
 
-/// Starts the worker, takes jobs until the queue ends or `cancel` fires, stops the worker.
+/// Starts the heartbeat and the worker, takes jobs until the queue ends or `cancel` fires, stops
+/// the worker (the heartbeat's last beat, naming no job, follows when it is dropped).
 async fn work(
     deps: &AgentDeps,
     prepared: &Prepared,
@@ -313,6 +322,8 @@ async fn work(
     cancel: &CancellationToken,
     report: &mut AgentReport,
 ) -> Result<AgentEnd, AgentError> {
+    let heartbeat =
+        Heartbeat::start(deps.config_store.clone(), report.run_id, calls.agent.clone(), deps.options.heartbeat);
     observer.note("starting the worker");
     let sink = logs.sink();
     let worker = Worker::start(prepared.spec.clone(), sink.clone(), calls).await?;
@@ -334,6 +345,7 @@ async fn work(
         backend: calls.backend.clone(),
         calls,
         logs,
+        heartbeat: &heartbeat,
         sink,
         observer,
         spec: &prepared.spec,

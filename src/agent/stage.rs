@@ -8,7 +8,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::clients::BackendClient;
-use crate::infra::broker::{Broker, job_queue_name};
+use crate::infra::broker::{Broker, QueueOptions, job_queue_name};
 use crate::infra::config_store::ConfigStore;
 use crate::infra::db::{Mutation, NewJob, NewRun};
 use crate::model::{AGENT_RUN_CONFIG_KEY, AgentRunConfig, JOB_UUID_KEY, RunStatus, Timestamp, status};
@@ -135,7 +135,8 @@ pub async fn stage_run(
     config_store.put_bundle(run_id, bundle.bytes).await.map_err(|e| StageError::ConfigStore(e.to_string()))?;
 
     let queue = job_queue_name(run_id);
-    broker.declare(&queue).await.map_err(|e| StageError::Broker(e.to_string()))?;
+    let options = QueueOptions { delivery_timeout: Some(plan.settings.delivery_timeout()) };
+    broker.declare(&queue, &options).await.map_err(|e| StageError::Broker(e.to_string()))?;
     let bodies: Vec<bytes::Bytes> = jobs
         .iter()
         .map(|(_, message)| serde_json::to_vec(message).map(bytes::Bytes::from))

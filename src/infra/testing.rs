@@ -257,6 +257,7 @@ impl Drop for RedisServer {
 }
 
 const RABBITMQ_SERVER: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
+const RABBITMQ_CTL: &str = "/usr/lib/rabbitmq/bin/rabbitmqctl";
 
 /// A RabbitMQ node of the test binary's own, with its own epmd port, data kept across
 /// `stop`/`start_again` (durable queues and persistent messages survive). Stopped when dropped.
@@ -268,18 +269,81 @@ pub struct RabbitServer {
     pid: Option<i32>,
 }
 
+/// How a test RabbitMQ node is configured beyond the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct RabbitConfig {
+    /// The broker-wide `consumer_timeout` (`rabbitmq.conf`): a delivery held longer than this
+    /// gets its channel closed and is redelivered. RabbitMQ checks it on each channel tick
+    /// (every 60 s by default), so the node's `channel_tick_interval` (`advanced.config`) is
+    /// set to a tenth of it, at least 100 ms, to make it fire on time.
+    pub consumer_timeout: Option<Duration>,
+}
+
 impl RabbitServer {
     pub fn start() -> Result<Self, String> {
+        Self::start_with(&RabbitConfig::default())
+    }
+
+    pub fn start_with(settings: &RabbitConfig) -> Result<Self, String> {
         let dir = tempfile::Builder::new().prefix("armada-rabbitmq-").tempdir().map_err(|e| e.to_string())?;
         let mut server = Self { port: free_port(), dist_port: free_port(), epmd_port: free_port(), dir, pid: None };
-        let config = format!(
+        let mut config = format!(
             "listeners.tcp.default = 127.0.0.1:{}\ndisk_free_limit.absolute = 1MB\nlog.file.level = warning\n",
             server.port
         );
-        std::fs::write(server.dir.path().join("rabbitmq.conf"), config).map_err(|e| e.to_string())?;
-        std::fs::write(server.dir.path().join("enabled_plugins"), "[].\n").map_err(|e| e.to_string())?;
+        let mut advanced = "[].\n".to_string();
+        if let Some(timeout) = settings.consumer_timeout {
+            config.push_str(&format!("consumer_timeout = {}\n", timeout.as_millis()));
+            let tick = (timeout / 10).max(Duration::from_millis(100));
+            advanced = format!("[{{rabbit, [{{channel_tick_interval, {}}}]}}].\n", tick.as_millis());
+        }
+        let write = |name: &str, text: &str| std::fs::write(server.dir.path().join(name), text);
+        write("rabbitmq.conf", &config).map_err(|e| e.to_string())?;
+        write("advanced.config", &advanced).map_err(|e| e.to_string())?;
+        write("enabled_plugins", "[].\n").map_err(|e| e.to_string())?;
         server.start_again()?;
         Ok(server)
+    }
+
+    /// Runs `rabbitmqctl` against this node (`list_queues name arguments`, …); its output.
+    pub fn ctl(&self, args: &[&str]) -> Result<String, String> {
+        let dir = self.dir.path();
+        let output = Command::new(RABBITMQ_CTL)
+            .arg("-n")
+            .arg(self.node_name())
+            .args(args)
+            .current_dir(dir)
+            .env("HOME", dir)
+            .env("ERL_EPMD_ADDRESS", "127.0.0.1")
+            .env("ERL_EPMD_PORT", self.epmd_port.to_string())
+            .env("RABBITMQ_CONFIG_FILE", dir.join("rabbitmq"))
+            .env("RABBITMQ_ADVANCED_CONFIG_FILE", dir.join("advanced.config"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", dir.join("enabled_plugins"))
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("rabbitmqctl: {e}"))?;
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        if output.status.success() {
+            Ok(stdout)
+        } else {
+            Err(format!("rabbitmqctl {args:?}: {}: {stdout}{}", output.status, String::from_utf8_lossy(&output.stderr)))
+        }
+    }
+
+    /// What the node logged (warnings and worse, see `log.file.level`).
+    pub fn log(&self) -> String {
+        let Ok(entries) = std::fs::read_dir(self.dir.path().join("log")) else { return String::new() };
+        let mut text = String::new();
+        for entry in entries.flatten() {
+            if entry.path().extension().is_some_and(|ext| ext == "log") {
+                text.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+            }
+        }
+        text
+    }
+
+    fn node_name(&self) -> String {
+        format!("armada{}@localhost", self.port)
     }
 
     pub fn url(&self) -> String {
@@ -289,7 +353,7 @@ impl RabbitServer {
     pub fn start_again(&mut self) -> Result<(), String> {
         let dir: PathBuf = self.dir.path().to_path_buf();
         let (out, err) = log_file(&dir).map_err(|e| e.to_string())?;
-        let node = format!("armada{}@localhost", self.port);
+        let node = self.node_name();
         let mut command = Command::new(RABBITMQ_SERVER);
         command
             .current_dir(&dir)
@@ -303,6 +367,7 @@ impl RabbitServer {
             .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
             .env("RABBITMQ_LOG_BASE", dir.join("log"))
             .env("RABBITMQ_CONFIG_FILE", dir.join("rabbitmq"))
+            .env("RABBITMQ_ADVANCED_CONFIG_FILE", dir.join("advanced.config"))
             .env("RABBITMQ_ENABLED_PLUGINS_FILE", dir.join("enabled_plugins"))
             .stdin(Stdio::null())
             .stdout(out)

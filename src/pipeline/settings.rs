@@ -1,5 +1,7 @@
 //! `RunSettings`: the platform's keys of `run_message`, validated, with their defaults.
 
+use std::time::Duration;
+
 use serde_json::{Map, Value};
 
 use super::error::{PipelineError, describe, kind};
@@ -15,6 +17,12 @@ pub const DEFAULT_JOB_TIMEOUT_SECS: u64 = 300;
 pub const MAX_JOB_TIMEOUT_SECS: u64 = 7 * 24 * 60 * 60;
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 pub const MAX_ATTEMPTS_LIMIT: u32 = 100;
+/// What an attempt may take on top of the job's own timeout: starting a fresh worker after a
+/// crash (the agent's defaults: 60 s to connect, 300 s to initialise).
+pub const WORKER_START_ALLOWANCE_SECS: u64 = 6 * 60;
+/// What one delivery may take on top of its attempts: recording the outcome (or spooling it
+/// while the backend is down) before the acknowledgement.
+pub const DELIVERY_MARGIN_SECS: u64 = 10 * 60;
 
 /// What the platform reads from `run_message`; everything else in it is the project's own.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -36,6 +44,23 @@ pub struct RunSettings {
     pub job_timeout_secs: u64,
     /// `run_message.max_attempts`, default 3, from 1 to 100.
     pub max_attempts: u32,
+}
+
+impl RunSettings {
+    /// How long one delivery of a job may stay unacknowledged: every attempt an agent makes on
+    /// it within that delivery (`max_attempts` × (`job_timeout_secs` + a worker's start)), plus
+    /// a margin. The run's queue is declared with it as RabbitMQ's consumer timeout, so the
+    /// broker never takes a job back from an agent that is still working on it. 43 minutes with
+    /// the defaults (RabbitMQ's own default is 30).
+    pub fn delivery_timeout(&self) -> Duration {
+        delivery_timeout(self.job_timeout_secs, self.max_attempts)
+    }
+}
+
+/// [`RunSettings::delivery_timeout`] from its two inputs.
+pub fn delivery_timeout(job_timeout_secs: u64, max_attempts: u32) -> Duration {
+    let attempt = job_timeout_secs.saturating_add(WORKER_START_ALLOWANCE_SECS);
+    Duration::from_secs(attempt.saturating_mul(u64::from(max_attempts)).saturating_add(DELIVERY_MARGIN_SECS))
 }
 
 /// Validates the platform's keys of `run_message`. Integers may be JSON integers or strings

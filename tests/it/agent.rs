@@ -7,6 +7,7 @@ mod hello;
 mod network;
 mod outage;
 mod process;
+mod redelivery;
 mod requirements;
 
 use std::sync::{Arc, Mutex};

@@ -48,8 +48,19 @@ impl AgentHarness {
 
     /// Agents recording through `backend` (e.g. an `HttpBackend` in front of `app`).
     pub fn with_backend(app: TestApp, backend: Arc<dyn BackendClient>) -> Self {
+        Self::with_engines(app, backend, Arc::new(MemoryBroker::new()))
+    }
+
+    /// A backend app and agents recording through the in-process backend, on `broker` (a
+    /// RabbitMQ of the test's own, say).
+    pub async fn with_broker(broker: Arc<dyn Broker>) -> Self {
+        let app = TestApp::builder().roles([Role::Backend]).spawn().await;
+        let backend: Arc<dyn BackendClient> = Arc::new(InProcessBackend::new(app.state.records.clone()));
+        Self::with_engines(app, backend, broker)
+    }
+
+    fn with_engines(app: TestApp, backend: Arc<dyn BackendClient>, broker: Arc<dyn Broker>) -> Self {
         let config_store: Arc<dyn ConfigStore> = Arc::new(MemoryConfigStore::new());
-        let broker: Arc<dyn Broker> = Arc::new(MemoryBroker::new());
         let work_root = tempfile::tempdir().expect("work root");
         let deps = InProcessDeps {
             config_store: config_store.clone(),

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use uuid::Uuid;
 
-use super::{Broker, BrokerError, Consumer, Delivery, QueueStats, job_queue_name};
+use super::{Broker, BrokerError, Consumer, Delivery, QueueOptions, QueueStats, job_queue_name};
 
 /// Expands to a module `$suite` with one `#[tokio::test]` per behaviour below.
 macro_rules! broker_suite {
@@ -32,6 +32,7 @@ macro_rules! broker_suite {
             $crate::infra::broker::conformance::broker_suite!(@tests $suite, $make;
                 publish_then_consume_in_order,
                 declare_is_idempotent_and_keeps_messages,
+                declaring_again_with_other_options_keeps_the_queue_as_it_is,
                 invalid_queue_name_is_invalid,
                 publish_to_undeclared_queue_is_not_found,
                 consume_undeclared_queue_is_not_found,
@@ -81,9 +82,12 @@ fn bodies(prefix: &str, n: usize) -> Vec<Bytes> {
     (0..n).map(|i| Bytes::from(format!("{prefix}{i}"))).collect()
 }
 
+/// A run's options: every queue of the suite is declared the way the orchestrator declares one.
+const RUN_OPTIONS: QueueOptions = QueueOptions { delivery_timeout: Some(Duration::from_secs(3_600)) };
+
 async fn declared(broker: &dyn Broker) -> String {
     let queue = fresh_queue();
-    broker.declare(&queue).await.expect("declare a fresh queue");
+    broker.declare(&queue, &RUN_OPTIONS).await.expect("declare a fresh queue");
     queue
 }
 
@@ -143,15 +147,30 @@ pub async fn publish_then_consume_in_order(broker: Arc<dyn Broker>) {
 pub async fn declare_is_idempotent_and_keeps_messages(broker: Arc<dyn Broker>) {
     let queue = declared(&*broker).await;
     broker.publish(&queue, &bodies("m", 3)).await.unwrap();
-    broker.declare(&queue).await.expect("second declare");
+    broker.declare(&queue, &RUN_OPTIONS).await.expect("second declare");
     eventually_stats(&*broker, &queue, "3 ready after re-declare", |s| s.ready == 3).await;
     broker.delete(&queue).await.unwrap();
 }
 
+/// A queue declared again with another delivery timeout, or none (another version of the
+/// orchestrator, a run id reused), is kept as it is: never a refusal (RabbitMQ answers
+/// PRECONDITION_FAILED to inequivalent arguments).
+pub async fn declaring_again_with_other_options_keeps_the_queue_as_it_is(broker: Arc<dyn Broker>) {
+    let queue = declared(&*broker).await;
+    broker.publish(&queue, &bodies("m", 2)).await.unwrap();
+    let shorter = QueueOptions { delivery_timeout: Some(Duration::from_secs(60)) };
+    broker.declare(&queue, &shorter).await.expect("declare again with another delivery timeout");
+    broker.declare(&queue, &QueueOptions::default()).await.expect("declare again with no delivery timeout");
+    eventually_stats(&*broker, &queue, "2 ready after re-declares", |s| s.ready == 2).await;
+    let mut consumer = broker.consume(&queue, 1).await.unwrap();
+    assert_eq!(text(&recv(&mut consumer).await), "m0");
+    broker.delete(&queue).await.unwrap();
+}
+
 pub async fn invalid_queue_name_is_invalid(broker: Arc<dyn Broker>) {
-    assert!(matches!(broker.declare("").await, Err(BrokerError::Invalid(_))));
+    assert!(matches!(broker.declare("", &RUN_OPTIONS).await, Err(BrokerError::Invalid(_))));
     let long = "q".repeat(256);
-    assert!(matches!(broker.declare(&long).await, Err(BrokerError::Invalid(_))));
+    assert!(matches!(broker.declare(&long, &RUN_OPTIONS).await, Err(BrokerError::Invalid(_))));
 }
 
 pub async fn publish_to_undeclared_queue_is_not_found(broker: Arc<dyn Broker>) {

@@ -11,7 +11,9 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use tokio::sync::Notify;
 
-use super::{Broker, BrokerError, Consumer, Delivery, QueueStats, Settle, Settlement, validate_queue_name};
+use super::{
+    Broker, BrokerError, Consumer, Delivery, QueueOptions, QueueStats, Settle, Settlement, validate_queue_name,
+};
 
 /// The embedded broker. Queues live as long as the process; nothing is written to disk.
 #[derive(Default)]
@@ -111,7 +113,11 @@ impl Broker for MemoryBroker {
         Ok(())
     }
 
-    async fn declare(&self, queue: &str) -> Result<(), BrokerError> {
+    /// `options.delivery_timeout` is accepted and not enforced: an in-process consumer cannot
+    /// vanish while its agent lives (dropping it hands its deliveries back at once), so a
+    /// delivery is held until it is settled — what RabbitMQ does with the run's timeout, which
+    /// is chosen never to fire while an agent is still working on the job.
+    async fn declare(&self, queue: &str, _options: &QueueOptions) -> Result<(), BrokerError> {
         validate_queue_name(queue)?;
         lock(&self.queues).entry(queue.to_string()).or_insert_with(|| Arc::new(Queue::new(queue)));
         Ok(())
@@ -316,7 +322,7 @@ mod tests {
     async fn hundred_thousand_jobs_drain_exactly_once() {
         const TOTAL: usize = 100_000;
         let broker = Arc::new(MemoryBroker::new());
-        broker.declare("big").await.unwrap();
+        broker.declare("big", &QueueOptions::default()).await.unwrap();
         let started = std::time::Instant::now();
         let jobs: Vec<Bytes> = (0..TOTAL).map(|i| Bytes::from((i as u64).to_le_bytes().to_vec())).collect();
         broker.publish("big", &jobs).await.unwrap();

@@ -14,6 +14,7 @@ pub mod conformance;
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -56,6 +57,18 @@ pub fn validate_queue_name(queue: &str) -> Result<(), BrokerError> {
     Ok(())
 }
 
+/// How a queue is declared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueOptions {
+    /// How long a consumer may hold one delivery unacknowledged before the broker takes it
+    /// back and redelivers it — RabbitMQ's consumer timeout, declared as the queue's
+    /// `x-consumer-timeout` (honoured from RabbitMQ 3.12; older brokers ignore it and apply
+    /// their global `consumer_timeout`, 30 minutes by default). `None`: the broker's own setting.
+    /// A run's value comes from `RunSettings::delivery_timeout`, long enough that it never
+    /// fires while an agent is still working on the job.
+    pub delivery_timeout: Option<Duration>,
+}
+
 /// What a queue holds right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct QueueStats {
@@ -74,8 +87,9 @@ pub trait Broker: Send + Sync + 'static {
     fn describe(&self) -> String;
     async fn check_connectivity(&self) -> Result<(), BrokerError>;
 
-    /// Creates the durable queue; declaring an existing queue changes nothing.
-    async fn declare(&self, queue: &str) -> Result<(), BrokerError>;
+    /// Creates the durable queue with `options`; declaring an existing queue changes nothing
+    /// (whatever options it was declared with, it is kept as it is, and this is not an error).
+    async fn declare(&self, queue: &str, options: &QueueOptions) -> Result<(), BrokerError>;
     /// Appends the messages (persistent) in order; returns once every one of them is accepted
     /// by the broker. A queue that does not exist is `NotFound`.
     async fn publish(&self, queue: &str, messages: &[Bytes]) -> Result<(), BrokerError>;

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::ConfigStore;
+use super::{AgentHeartbeat, ConfigStore};
 
 /// Expands to a module `$suite` with one `#[tokio::test]` per behaviour below.
 macro_rules! config_store_suite {
@@ -37,6 +37,9 @@ macro_rules! config_store_suite {
                 expire_run_makes_the_keys_vanish_after_the_ttl,
                 delete_run_removes_messages_and_bundle,
                 two_runs_do_not_interfere,
+                a_heartbeat_is_read_back_until_it_lapses,
+                a_heartbeat_renewed_in_time_never_lapses,
+                delete_run_removes_heartbeats,
             );
         }
     };
@@ -175,4 +178,40 @@ pub async fn two_runs_do_not_interfere(store: Arc<dyn ConfigStore>) {
     assert_eq!(store.get_bundle(b).await.unwrap(), Some(Bytes::from_static(b"bundle b")));
     assert_eq!(store.get_agent_message(a, 0).await.unwrap(), None);
     store.delete_run(b, 3).await.unwrap();
+}
+
+pub async fn a_heartbeat_is_read_back_until_it_lapses(store: Arc<dyn ConfigStore>) {
+    let run_id = Uuid::new_v4();
+    let job = Some(Uuid::new_v4());
+    assert_eq!(store.get_heartbeat(run_id, "agent-0").await.unwrap(), None, "never beat");
+    store.put_heartbeat(run_id, "agent-0", &AgentHeartbeat { job }, Duration::from_millis(800)).await.unwrap();
+    store.put_heartbeat(run_id, "agent-1", &AgentHeartbeat { job: None }, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(store.get_heartbeat(run_id, "agent-0").await.unwrap(), Some(AgentHeartbeat { job }));
+    let started = Instant::now();
+    while store.get_heartbeat(run_id, "agent-0").await.unwrap().is_some() {
+        assert!(started.elapsed() < Duration::from_secs(10), "a 0.8 s heartbeat still there after 10 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(started.elapsed() >= Duration::from_millis(500), "lapsed after {:?}", started.elapsed());
+    assert_eq!(store.get_heartbeat(run_id, "agent-1").await.unwrap(), Some(AgentHeartbeat { job: None }));
+    store.delete_run(run_id, 2).await.unwrap();
+}
+
+pub async fn a_heartbeat_renewed_in_time_never_lapses(store: Arc<dyn ConfigStore>) {
+    let run_id = Uuid::new_v4();
+    for round in 0..6 {
+        let beat = AgentHeartbeat { job: Some(Uuid::from_u128(round)) };
+        store.put_heartbeat(run_id, "agent-3", &beat, Duration::from_millis(600)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(store.get_heartbeat(run_id, "agent-3").await.unwrap(), Some(beat), "round {round}");
+    }
+    store.delete_run(run_id, 4).await.unwrap();
+}
+
+pub async fn delete_run_removes_heartbeats(store: Arc<dyn ConfigStore>) {
+    let run_id = Uuid::new_v4();
+    let beat = AgentHeartbeat { job: Some(Uuid::new_v4()) };
+    store.put_heartbeat(run_id, "agent-1", &beat, Duration::from_secs(60)).await.unwrap();
+    store.delete_run(run_id, 2).await.unwrap();
+    assert_eq!(store.get_heartbeat(run_id, "agent-1").await.unwrap(), None);
 }

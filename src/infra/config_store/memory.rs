@@ -11,7 +11,10 @@ use bytes::Bytes;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{ConfigStore, ConfigStoreError, agent_key, bundle_key, decode_agent_message, run_keys};
+use super::{
+    AgentHeartbeat, ConfigStore, ConfigStoreError, agent_key, bundle_key, decode_agent_message, decode_heartbeat,
+    encode_heartbeat, heartbeat_key, run_keys,
+};
 
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
@@ -59,14 +62,20 @@ impl MemoryConfigStore {
 
     /// Writes and sweeps under one lock, so a batch is all or nothing.
     fn put_all(&self, items: impl IntoIterator<Item = (String, Bytes)>) {
+        self.put_expiring(items, None);
+    }
+
+    /// Like `put_all`, the values vanishing `ttl` from now (`None`: never).
+    fn put_expiring(&self, items: impl IntoIterator<Item = (String, Bytes)>, ttl: Option<Duration>) {
         let now = Instant::now();
+        let expires_at = ttl.map(|ttl| now + ttl);
         let mut entries = self.lock();
         if now >= entries.next_sweep {
             entries.map.retain(|_, e| e.live(now));
             entries.next_sweep = now + SWEEP_EVERY;
         }
         for (key, value) in items {
-            entries.map.insert(key, Entry { value, expires_at: None });
+            entries.map.insert(key, Entry { value, expires_at });
         }
     }
 
@@ -138,6 +147,22 @@ impl ConfigStore for MemoryConfigStore {
             entries.map.remove(&key);
         }
         Ok(())
+    }
+
+    async fn put_heartbeat(
+        &self,
+        run_id: Uuid,
+        agent: &str,
+        heartbeat: &AgentHeartbeat,
+        ttl: Duration,
+    ) -> Result<(), ConfigStoreError> {
+        self.put_expiring([(heartbeat_key(run_id, agent), encode_heartbeat(heartbeat))], Some(ttl));
+        Ok(())
+    }
+
+    async fn get_heartbeat(&self, run_id: Uuid, agent: &str) -> Result<Option<AgentHeartbeat>, ConfigStoreError> {
+        let key = heartbeat_key(run_id, agent);
+        self.get(&key).map(|raw| decode_heartbeat(&key, &raw)).transpose()
     }
 }
 

@@ -1,6 +1,7 @@
 //! `ConfigStore`: what the orchestrator hands each agent of a run — its merged agent message,
 //! under the original's key `{run_id}{i}`, and the run's project bundle — until the run ends
-//! and the keys expire.
+//! and the keys expire. Agents also keep their heartbeat there while they run (see
+//! [`AgentHeartbeat`]).
 //!
 //! Implementations: [`memory::MemoryConfigStore`] (in-process, the embedded default) and
 //! [`redis::RedisConfigStore`] (Redis). Every
@@ -17,9 +18,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::model::agent_name;
 use crate::settings::ConfigStoreSettings;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,9 +52,35 @@ pub fn bundle_key(run_id: Uuid) -> String {
     format!("{}:bundle", run_id.hyphenated())
 }
 
-/// Every key a run with `agents` agents may have written.
+/// Where agent `agent`'s heartbeat lives (`agent` as its jobs are recorded: `agent-3`).
+pub fn heartbeat_key(run_id: Uuid, agent: &str) -> String {
+    format!("{}:heartbeat:{agent}", run_id.hyphenated())
+}
+
+/// Every key a run with `agents` agents may have written: agent messages, the bundle, heartbeats.
 pub fn run_keys(run_id: Uuid, agents: usize) -> Vec<String> {
-    (0..agents).map(|i| agent_key(run_id, i)).chain(std::iter::once(bundle_key(run_id))).collect()
+    let messages = (0..agents).map(|i| agent_key(run_id, i));
+    let heartbeats = (0..agents).map(|i| heartbeat_key(run_id, &agent_name(i)));
+    messages.chain(std::iter::once(bundle_key(run_id))).chain(heartbeats).collect()
+}
+
+/// An agent's sign of life: stored again every few seconds with a short expiry, so it can be
+/// read while the agent lives and vanishes soon after it dies. `job` is the job the agent is
+/// running, if any. Stored as JSON: `{"job": "…uuid…"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentHeartbeat {
+    pub job: Option<Uuid>,
+}
+
+/// Parses a stored heartbeat; a value that is not one is `Invalid`, naming the key.
+pub fn decode_heartbeat(key: &str, raw: &[u8]) -> Result<AgentHeartbeat, ConfigStoreError> {
+    serde_json::from_slice(raw).map_err(|e| ConfigStoreError::Invalid(format!("key {key} holds no heartbeat: {e}")))
+}
+
+/// A heartbeat as stored.
+pub fn encode_heartbeat(heartbeat: &AgentHeartbeat) -> Bytes {
+    // A struct of one optional uuid always serialises.
+    Bytes::from(serde_json::to_vec(heartbeat).unwrap_or_default())
 }
 
 /// Parses a stored agent message; a value that is not JSON is `Invalid`, naming the key.
@@ -77,8 +106,20 @@ pub trait ConfigStore: Send + Sync + 'static {
 
     /// Makes the run's agent messages and bundle vanish `ttl` from now.
     async fn expire_run(&self, run_id: Uuid, agents: usize, ttl: Duration) -> Result<(), ConfigStoreError>;
-    /// Removes the run's agent messages and bundle now.
+    /// Removes the run's agent messages, bundle and heartbeats now.
     async fn delete_run(&self, run_id: Uuid, agents: usize) -> Result<(), ConfigStoreError>;
+
+    /// Stores agent `agent`'s heartbeat under [`heartbeat_key`]; it vanishes `ttl` from now
+    /// unless stored again.
+    async fn put_heartbeat(
+        &self,
+        run_id: Uuid,
+        agent: &str,
+        heartbeat: &AgentHeartbeat,
+        ttl: Duration,
+    ) -> Result<(), ConfigStoreError>;
+    /// The agent's last heartbeat; `None` once it lapsed, or when the agent never beat.
+    async fn get_heartbeat(&self, run_id: Uuid, agent: &str) -> Result<Option<AgentHeartbeat>, ConfigStoreError>;
 }
 
 /// Opens the config store the settings name.
@@ -104,9 +145,28 @@ mod tests {
     }
 
     #[test]
-    fn run_keys_lists_every_agent_and_the_bundle() {
+    fn run_keys_lists_every_agent_the_bundle_and_the_heartbeats() {
         let run_id = Uuid::new_v4();
-        assert_eq!(run_keys(run_id, 2), vec![agent_key(run_id, 0), agent_key(run_id, 1), bundle_key(run_id)]);
+        assert_eq!(
+            run_keys(run_id, 2),
+            vec![
+                agent_key(run_id, 0),
+                agent_key(run_id, 1),
+                bundle_key(run_id),
+                format!("{run_id}:heartbeat:agent-0"),
+                format!("{run_id}:heartbeat:agent-1"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_heartbeat_is_stored_as_json_naming_the_job() {
+        let job = Uuid::new_v4();
+        let stored = encode_heartbeat(&AgentHeartbeat { job: Some(job) });
+        assert_eq!(std::str::from_utf8(&stored).unwrap(), format!(r#"{{"job":"{job}"}}"#));
+        assert_eq!(decode_heartbeat("k", &stored).unwrap(), AgentHeartbeat { job: Some(job) });
+        assert_eq!(decode_heartbeat("k", br#"{"job":null}"#).unwrap(), AgentHeartbeat { job: None });
+        assert!(matches!(decode_heartbeat("k", b"alive"), Err(ConfigStoreError::Invalid(m)) if m.contains("key k")));
     }
 
     #[test]

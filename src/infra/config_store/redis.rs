@@ -1,5 +1,6 @@
 //! The Redis config store (fred): agent messages as JSON strings under `{run_id}{i}`, the
-//! bundle under `{run_id}:bundle`, expiry through `EXPIRE`.
+//! bundle under `{run_id}:bundle`, expiry through `EXPIRE`, heartbeats under
+//! `{run_id}:heartbeat:{agent}` with `SET … PX`.
 //!
 //! The client connects in the background and reconnects by itself (exponential backoff,
 //! forever); every command is bounded by a timeout, so a Redis outage is a prompt
@@ -10,12 +11,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use fred::prelude::{
-    Builder, Client, ClientLike, Config, Error as RedisError, ErrorKind, KeysInterface, ReconnectPolicy,
+    Builder, Client, ClientLike, Config, Error as RedisError, ErrorKind, Expiration, KeysInterface, ReconnectPolicy,
 };
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{ConfigStore, ConfigStoreError, agent_key, bundle_key, decode_agent_message, run_keys};
+use super::{
+    AgentHeartbeat, ConfigStore, ConfigStoreError, agent_key, bundle_key, decode_agent_message, decode_heartbeat,
+    encode_heartbeat, heartbeat_key, run_keys,
+};
 
 /// Bound on connecting and on every command.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -145,6 +149,27 @@ impl ConfigStore for RedisConfigStore {
             .await
             .map(|_| ())
             .map_err(|e| self.error(&format!("DEL the keys of run {run_id}"), e))
+    }
+
+    async fn put_heartbeat(
+        &self,
+        run_id: Uuid,
+        agent: &str,
+        heartbeat: &AgentHeartbeat,
+        ttl: Duration,
+    ) -> Result<(), ConfigStoreError> {
+        let key = heartbeat_key(run_id, agent);
+        let millis = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX).max(1);
+        self.client
+            .set::<(), _, _>(&key, encode_heartbeat(heartbeat), Some(Expiration::PX(millis)), None, false)
+            .await
+            .map_err(|e| self.error(&format!("SET {key}"), e))
+    }
+
+    async fn get_heartbeat(&self, run_id: Uuid, agent: &str) -> Result<Option<AgentHeartbeat>, ConfigStoreError> {
+        let key = heartbeat_key(run_id, agent);
+        let raw: Option<Bytes> = self.client.get(&key).await.map_err(|e| self.error(&format!("GET {key}"), e))?;
+        raw.map(|raw| decode_heartbeat(&key, &raw)).transpose()
     }
 }
 

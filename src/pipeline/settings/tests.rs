@@ -1,5 +1,7 @@
 //! Tests of `run_message` validation.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
 use super::*;
@@ -225,4 +227,15 @@ fn settings_max_attempts_bounds() {
     assert_field_error(&error, "run_message.max_attempts", "must be at least 1, got 0");
     let error = rejected(json!({"number_of_agents": 1, "number_of_jobs": 1, "max_attempts": "x"}), 0);
     assert_field_error(&error, "run_message.max_attempts", "expected an integer, got \"x\"");
+}
+
+#[test]
+fn a_delivery_outlasts_every_attempt_of_its_job() {
+    let defaults = settings(json!({"number_of_agents": 1, "number_of_jobs": 1}));
+    assert_eq!(defaults.delivery_timeout(), Duration::from_secs(3 * (300 + 360) + 600));
+    assert!(defaults.delivery_timeout() > Duration::from_secs(30 * 60), "longer than RabbitMQ's default");
+    let short = settings(json!({"number_of_agents": 1, "number_of_jobs": 1, "job_timeout_secs": 1, "max_attempts": 1}));
+    assert_eq!(short.delivery_timeout(), Duration::from_secs(1 + 360 + 600));
+    let longest = delivery_timeout(MAX_JOB_TIMEOUT_SECS, MAX_ATTEMPTS_LIMIT);
+    assert_eq!(longest, Duration::from_secs(100 * (604_800 + 360) + 600), "no overflow at the bounds");
 }

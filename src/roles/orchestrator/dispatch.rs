@@ -14,7 +14,7 @@ use super::{Orchestrator, watch};
 use crate::clients::backend::ItemOutcome;
 use crate::clients::{BackendClient, LiveStream};
 use crate::http::ApiError;
-use crate::infra::broker::job_queue_name;
+use crate::infra::broker::{QueueOptions, job_queue_name};
 use crate::infra::db::{Mutation, NewJob, NewRun};
 use crate::infra::launcher::LaunchSpec;
 use crate::model::{RunStatus, Timestamp, status};
@@ -161,10 +161,12 @@ impl Orchestrator {
         }
         drop(job_uuids);
 
-        // 4. The queue, and the job messages in it.
+        // 4. The queue, and the job messages in it. Its delivery timeout outlasts every attempt
+        // of a job, so the broker does not take a job back from an agent still running it.
         let queue = job_queue_name(run_id);
         progress.queue_declared = true;
-        if let Err(e) = self.broker.declare(&queue).await {
+        let options = QueueOptions { delivery_timeout: Some(settings.delivery_timeout()) };
+        if let Err(e) = self.broker.declare(&queue, &options).await {
             return Err(StepFailure::broker("declaring the job queue", e).into());
         }
         for batch in job_bodies.chunks(PUBLISH_BATCH) {

@@ -15,13 +15,13 @@ use crate::support::eventually;
 const SCRIPT: &str = include_str!("fixtures/behaviours/ctx_script.py");
 
 /// A project of the behaviours script: one job per mode, `agents` agents.
-struct Behaviours {
+pub(super) struct Behaviours {
     project: tempfile::TempDir,
     markers: tempfile::TempDir,
 }
 
 impl Behaviours {
-    fn new(modes: &[&str], agents: usize, run_message: Value) -> Self {
+    pub(super) fn new(modes: &[&str], agents: usize, run_message: Value) -> Self {
         let (project, markers) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         std::fs::write(project.path().join("ctx_script.py"), SCRIPT).unwrap();
         let mut run = json!({"number_of_agents": agents, "number_of_jobs": modes.len()});
@@ -41,11 +41,11 @@ impl Behaviours {
         Self { project, markers }
     }
 
-    fn dir(&self) -> &Path {
+    pub(super) fn dir(&self) -> &Path {
         self.project.path()
     }
 
-    fn marker(&self, job: Uuid, suffix: &str) -> PathBuf {
+    pub(super) fn marker(&self, job: Uuid, suffix: &str) -> PathBuf {
         self.markers.path().join(format!("{job}.{suffix}"))
     }
 
@@ -57,7 +57,7 @@ impl Behaviours {
     }
 }
 
-fn job_of_mode(staged: &armada::agent::stage::StagedRun, mode: &str) -> Uuid {
+pub(super) fn job_of_mode(staged: &armada::agent::stage::StagedRun, mode: &str) -> Uuid {
     staged.jobs.iter().find(|(_, m)| m["mode"] == mode).map(|(uuid, _)| *uuid).unwrap()
 }
 
@@ -139,7 +139,7 @@ async fn garbage_printed_by_a_job_is_kept_as_its_logs_and_does_not_break_the_pro
 }
 
 /// Success transitions of one job on the live stream.
-fn success_transitions(live: &LiveMessages, job: Uuid) -> usize {
+pub(super) fn success_transitions(live: &LiveMessages, job: Uuid) -> usize {
     let statuses: Vec<String> = live
         .of_type("update_job_status")
         .into_iter()

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use armada::infra::broker::memory::MemoryBroker;
-use armada::infra::broker::{Broker, BrokerError, Consumer, QueueStats};
+use armada::infra::broker::{Broker, BrokerError, Consumer, QueueOptions, QueueStats};
 use armada::infra::launcher::{AgentStatus, LaunchError, LaunchSpec, Launcher};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -27,8 +27,8 @@ impl Broker for BrokerDownOnPublish {
     async fn check_connectivity(&self) -> Result<(), BrokerError> {
         Ok(())
     }
-    async fn declare(&self, queue: &str) -> Result<(), BrokerError> {
-        self.0.declare(queue).await
+    async fn declare(&self, queue: &str, options: &QueueOptions) -> Result<(), BrokerError> {
+        self.0.declare(queue, options).await
     }
     async fn publish(&self, _: &str, _: &[Bytes]) -> Result<(), BrokerError> {
         Err(BrokerError::Unavailable("connection reset while publishing".into()))

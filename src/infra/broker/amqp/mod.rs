@@ -5,6 +5,10 @@
 //! per management call (a 404 closes the channel it happens on, so channels are not shared),
 //! one per publish batch, one per consumer. Every call is bounded by a timeout: an outage is
 //! a prompt `Unavailable`, never a hang. Consumers reconnect and resume by themselves.
+//!
+//! A queue's delivery timeout is its `x-consumer-timeout` argument. RabbitMQ 3.12 and later
+//! honour it; older brokers ignore unknown arguments (and apply their global
+//! `consumer_timeout`), and brokers that refuse it on a classic queue get the queue without it.
 
 mod consumer;
 
@@ -20,15 +24,21 @@ use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions, QueuePurgeOptions,
 };
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 
-use super::{Broker, BrokerError, Consumer, QueueStats, validate_queue_name};
+use super::{Broker, BrokerError, Consumer, QueueOptions, QueueStats, validate_queue_name};
 
 /// Bound on connecting and on each management call.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// AMQP delivery mode 2: the broker writes the message to disk.
 const PERSISTENT: u8 = 2;
+/// The queue argument of RabbitMQ's per-queue consumer timeout, in milliseconds.
+pub const CONSUMER_TIMEOUT_ARGUMENT: &str = "x-consumer-timeout";
+/// The longest consumer timeout declared: 2^31 - 1 ms (~24.8 days), the bound of RabbitMQ's
+/// `consumer_timeout` setting on managed brokers, so no broker refuses the value as too large.
+/// Longer runs are still safe: agents never run a redelivered job twice (see `agent::jobs`).
+pub const MAX_CONSUMER_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
 
 pub struct AmqpBroker {
     connector: Arc<Connector>,
@@ -151,6 +161,15 @@ impl Connector {
         self.unavailable(what, e)
     }
 
+    /// Declares the durable queue with `arguments`.
+    async fn declare_durable(&self, queue: &str, arguments: FieldTable) -> Result<(), BrokerError> {
+        let channel = self.channel().await?;
+        let declare = channel.queue_declare(queue.into(), QueueDeclareOptions::durable(), arguments);
+        let result = self.bounded(&format!("declare queue {queue}"), declare).await;
+        close(channel).await;
+        result.map(|_| ())
+    }
+
     /// Passive declare: the queue's counts, `NotFound` if it does not exist.
     async fn inspect(&self, queue: &str) -> Result<lapin::Queue, BrokerError> {
         let channel = self.channel().await?;
@@ -160,6 +179,17 @@ impl Connector {
         close(channel).await;
         result
     }
+}
+
+/// The arguments a queue is declared with: `x-consumer-timeout` (whole milliseconds, at least
+/// 1, at most [`MAX_CONSUMER_TIMEOUT`]) when `options` ask for a delivery timeout.
+pub fn queue_arguments(options: &QueueOptions) -> FieldTable {
+    let mut arguments = FieldTable::default();
+    if let Some(timeout) = options.delivery_timeout {
+        let millis = timeout.clamp(Duration::from_millis(1), MAX_CONSUMER_TIMEOUT).as_millis();
+        arguments.insert(CONSUMER_TIMEOUT_ARGUMENT.into(), AMQPValue::LongLongInt(millis as i64));
+    }
+    arguments
 }
 
 /// Closes a channel without waiting on a broker that may be gone.
@@ -180,13 +210,30 @@ impl Broker for AmqpBroker {
         Ok(())
     }
 
-    async fn declare(&self, queue: &str) -> Result<(), BrokerError> {
+    async fn declare(&self, queue: &str, options: &QueueOptions) -> Result<(), BrokerError> {
         validate_queue_name(queue)?;
-        let channel = self.connector.channel().await?;
-        let declare = channel.queue_declare(queue.into(), QueueDeclareOptions::durable(), FieldTable::default());
-        let result = self.connector.bounded(&format!("declare queue {queue}"), declare).await;
-        close(channel).await;
-        result.map(|_| ())
+        let arguments = queue_arguments(options);
+        let with_arguments = !arguments.inner().is_empty();
+        match self.connector.declare_durable(queue, arguments).await {
+            // PRECONDITION_FAILED: the queue exists with other arguments, or this broker refuses
+            // the argument itself (RabbitMQ 4.3 keeps consumer timeouts for quorum queues only).
+            Err(BrokerError::Conflict(reason)) if with_arguments => match self.connector.inspect(queue).await {
+                Ok(_) => {
+                    tracing::debug!(%queue, %reason, "queue already declared with other arguments; kept as it is");
+                    Ok(())
+                }
+                Err(BrokerError::NotFound(_)) => {
+                    tracing::warn!(
+                        rabbitmq = %self.connector.address, %queue, %reason,
+                        "RabbitMQ refused the queue's {CONSUMER_TIMEOUT_ARGUMENT}; declaring it without one \
+                         (the broker's consumer_timeout applies: see README, RabbitMQ)"
+                    );
+                    self.connector.declare_durable(queue, FieldTable::default()).await
+                }
+                Err(other) => Err(other),
+            },
+            result => result,
+        }
     }
 
     async fn publish(&self, queue: &str, messages: &[Bytes]) -> Result<(), BrokerError> {

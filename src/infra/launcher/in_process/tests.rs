@@ -197,7 +197,7 @@ async fn agent_killed_mid_job_job_is_redelivered_to_another_agent() {
     let broker: Arc<dyn Broker> = Arc::new(MemoryBroker::new());
     let run_id = Uuid::new_v4();
     let queue = job_queue_name(run_id);
-    broker.declare(&queue).await.unwrap();
+    broker.declare(&queue, &Default::default()).await.unwrap();
     broker.publish(&queue, &[Bytes::from_static(b"job-0")]).await.unwrap();
 
     // Each agent takes a job; a first delivery is held forever (the agent "hangs" mid-job), a

@@ -205,7 +205,10 @@ async fn hello_runs_in_child_agent_processes_of_serve_and_none_is_left_when_it_e
     assert!(left.await, "agents did not end: {}", local.view(run_id).await);
     assert!(all_gone(&seen, Duration::from_secs(10)).await, "agent processes left: {:?}", agent_processes(local.pid()));
     assert_eq!(agent_processes(local.pid()), Vec::<u32>::new());
-    assert_eq!(agent_pids_in(&local.view(run_id).await), seen, "the view keeps the pids of the agents that ended");
+    let view = local.view(run_id).await;
+    assert_eq!(agent_pids_in(&view), seen, "the view keeps the pids of the agents that ended");
+    assert_eq!(view["status"], "completed", "{view}");
+    assert_eq!((view["counts"]["Success"].as_u64(), view["counts"]["Failed"].as_u64()), (Some(19), Some(1)), "{view}");
 
     // What they printed: a log file each in the run's folder, and serve's own log.
     let run_dir = local.cwd.path().join("armada-work").join(run_id.to_string());

@@ -4,12 +4,23 @@
 //! Nothing else in the crate calls `tokio::process::Command::new`. Every child gets its own
 //! process group so that stopping it also stops whatever it started (a browser, a shell
 //! pipeline); dropping the handle kills the whole group.
+//!
+//! A process killed outright (SIGKILL, the OOM killer) runs no `Drop`, so on Linux every child
+//! also asks the kernel for a **parent-death signal**: SIGTERM when the process that started it
+//! dies (`prctl(PR_SET_PDEATHSIG)`). A SIGKILLed `armada serve` thus still stops its `armada
+//! agent` children, and a SIGKILLed agent its worker. Caveats: the kernel sends the signal when
+//! the *thread* that forked the child ends, not the process, so children are forked from one
+//! spawner thread that lives as long as the process (a tokio worker or blocking thread may end
+//! earlier); it is SIGTERM, so a child that ignores SIGTERM survives; it reaches the direct
+//! child only (each child's own children are its responsibility: Armada's children start theirs
+//! here too); and it is Linux-only (elsewhere only `Drop` and the process groups apply).
 
 use std::ffi::OsString;
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::{OnceLock, mpsc};
 use std::time::Duration;
 
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
@@ -106,10 +117,63 @@ impl ChildSpec {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .process_group(0);
-        let child = command.spawn()?;
+        die_with_parent(&mut command);
+        let child = spawn_from_spawner_thread(command)?;
         let pid = child.id().ok_or_else(|| io::Error::other("the child exited before its pid was known"))?;
         Ok(ChildProcess { child, pid, status: None })
     }
+}
+
+/// SIGTERM to the child when this process dies (Linux; see the module documentation).
+#[cfg(target_os = "linux")]
+fn die_with_parent(command: &mut Command) {
+    let parent = std::process::id();
+    // SAFETY: runs in the child between fork and exec, and calls only async-signal-safe
+    // functions (prctl, getppid); the errors are built without allocating.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // The parent may have died between fork and prctl: then nobody would signal us.
+            if u32::try_from(libc::getppid()).ok() != Some(parent) {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_command: &mut Command) {}
+
+type SpawnRequest = (Command, tokio::runtime::Handle, mpsc::Sender<io::Result<Child>>);
+
+/// Spawns `command` from the one spawner thread (inside the caller's runtime, which reaps the
+/// child), so the parent-death signal fires only when the whole process dies. Outside a
+/// runtime, or if that thread cannot be had, spawns from the calling thread.
+fn spawn_from_spawner_thread(mut command: Command) -> io::Result<Child> {
+    static SPAWNER: OnceLock<Option<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
+    let Ok(handle) = tokio::runtime::Handle::try_current() else { return command.spawn() };
+    let spawner = SPAWNER.get_or_init(|| {
+        let (requests, incoming) = mpsc::channel::<SpawnRequest>();
+        let thread = std::thread::Builder::new().name("armada-spawner".into()).spawn(move || {
+            for (mut command, handle, reply) in incoming {
+                let _runtime = handle.enter();
+                // A panic here would end the thread, and with it every child it started.
+                let spawned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| command.spawn()))
+                    .unwrap_or_else(|_| Err(io::Error::other("spawning the child panicked")));
+                let _ = reply.send(spawned);
+            }
+        });
+        thread.ok().map(|_| requests)
+    });
+    let Some(spawner) = spawner else { return command.spawn() };
+    let (reply, answer) = mpsc::channel();
+    if let Err(mpsc::SendError((mut command, _, _))) = spawner.send((command, handle, reply)) {
+        return command.spawn();
+    }
+    answer.recv().map_err(|_| io::Error::other("the spawner thread is gone"))?
 }
 
 fn inherited_env() -> Vec<(OsString, OsString)> {
@@ -215,6 +279,11 @@ impl ChildProcess {
         self.signal_group(libc::SIGKILL)
     }
 
+    /// SIGTERM to the whole process group, asking it to stop; does not wait.
+    pub fn ask_to_stop(&self) -> io::Result<()> {
+        self.signal_group(libc::SIGTERM)
+    }
+
     /// SIGTERM to the group, then SIGKILL if the child has not exited after `grace`.
     pub async fn terminate(&mut self, grace: Duration) -> io::Result<ExitStatus> {
         if let Some(status) = self.status {
@@ -287,6 +356,27 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], dir.path().canonicalize().unwrap().to_str().unwrap());
         assert_eq!(&lines[1..], ["value", "path=set", "secret=absent"]);
+    }
+
+    /// The parent-death signal fires when the thread that forked the child ends: children must
+    /// not depend on the (short-lived) thread that asked for them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_child_outlives_the_thread_that_started_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Handle::current();
+        let workdir = dir.path().to_path_buf();
+        let mut child = std::thread::spawn(move || {
+            let _runtime = runtime.enter();
+            ChildSpec::new("sleep", workdir).arg("30").spawn()
+        })
+        .join()
+        .expect("the spawning thread")
+        .expect("sleep starts");
+        // The spawning thread has ended; a parent-death signal tied to it would have come by now.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(child.try_wait().unwrap(), None, "the child died with the thread that started it");
+        child.kill().unwrap();
+        assert_eq!(child.wait().await.unwrap().signal, Some(libc::SIGKILL));
     }
 
     #[tokio::test]

@@ -1,7 +1,7 @@
 //! `armada agent`: one agent as a process, as a Kubernetes pod or the local process launcher
 //! starts it. Everything comes from the environment, with the seed's names: `RUN_ID`,
-//! `POD_INDEX` (else `JOB_COMPLETION_INDEX`), the config store (`REDIS_HOST_VAR_ENV` /
-//! `REDIS_PORT_VAR_ENV`, else `REDIS_URL` or `REDIS_HOST`/`REDIS_PORT`), `RABBITMQ_URL`,
+//! `POD_INDEX` (else `JOB_COMPLETION_INDEX`), the config store (`REDIS_URL`, else the seed's
+//! `REDIS_HOST_VAR_ENV` / `REDIS_PORT_VAR_ENV`, else `REDIS_HOST`/`REDIS_PORT`), `RABBITMQ_URL`,
 //! `BACKEND_URL` (with `ARMADA_TOKEN`), `REQUIREMENTS_TXT` (base64), `ARMADA_WORK_DIR`.
 //! SIGTERM stops it gracefully. Exit code 0 when the queue ended or it was stopped, 1 on a
 //! failure, 2 on a configuration error.
@@ -59,7 +59,11 @@ fn setup(settings: &Settings) -> Result<AgentSetup, ConfigError> {
     let pod_index =
         index.parse().map_err(|_| ConfigError(format!("{name}={index:?} is not an agent index (0, 1, 2…)")))?;
 
-    let config_store = seed_redis(vars).unwrap_or_else(|| settings.config_store.clone());
+    // A URL says all (password, database, TLS); the seed's pair is how pods are told.
+    let config_store = match vars.get("REDIS_URL") {
+        Some(_) => settings.config_store.clone(),
+        None => seed_redis(vars).unwrap_or_else(|| settings.config_store.clone()),
+    };
     let mut missing = Vec::new();
     if config_store == ConfigStoreSettings::InProcess {
         missing.push("the config store (REDIS_HOST/REDIS_PORT, REDIS_URL, or REDIS_HOST_VAR_ENV/REDIS_PORT_VAR_ENV)");
@@ -182,6 +186,23 @@ mod tests {
             matches!(setup.config_store, ConfigStoreSettings::Redis { ref host, port: 6379, .. } if host == "redis.internal")
         );
         assert_eq!(setup.requirements_txt.as_deref(), Some("requests\n"));
+    }
+
+    #[test]
+    fn redis_url_wins_over_the_seed_pair_as_it_carries_the_password() {
+        let s = settings(&[
+            ("RUN_ID", RUN),
+            ("POD_INDEX", "0"),
+            ("REDIS_HOST_VAR_ENV", "10.0.0.5"),
+            ("REDIS_PORT_VAR_ENV", "6380"),
+            ("REDIS_URL", "redis://:pw@10.0.0.5:6380/2"),
+            ("RABBITMQ_URL", "amqp://rabbit"),
+            ("BACKEND_URL", "http://backend:8000"),
+        ]);
+        match setup(&s).unwrap().config_store {
+            ConfigStoreSettings::Redis { url, .. } => assert_eq!(url.expose(), "redis://:pw@10.0.0.5:6380/2"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

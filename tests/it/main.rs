@@ -12,6 +12,7 @@ mod deploy;
 mod forward_proxy;
 mod frontend;
 mod kube;
+mod local;
 mod orchestrator;
 mod platform;
 mod providers;

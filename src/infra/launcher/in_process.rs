@@ -3,20 +3,19 @@
 //! a crashing agent never takes the server down).
 
 use std::any::Any;
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::future::BoxFuture;
-use tokio::sync::watch;
 use tokio::task::{AbortHandle, JoinError};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 
+use super::runs::{Ended, RunTable, lock};
 use super::{AgentPhase, AgentStatus, DEFAULT_STOP_GRACE, LaunchError, LaunchSpec, Launcher, validate_spec};
 use crate::model::Timestamp;
 
@@ -47,7 +46,7 @@ const ABORT_WAIT: Duration = Duration::from_secs(5);
 pub struct InProcessLauncher {
     entry: AgentEntry,
     stop_grace: Duration,
-    runs: Mutex<HashMap<Uuid, Arc<RunAgents>>>,
+    runs: RunTable<RunAgents>,
 }
 
 struct RunAgents {
@@ -59,8 +58,7 @@ struct RunAgents {
 struct AgentHandle {
     cell: Arc<AgentCell>,
     abort: AbortHandle,
-    /// Turns true once the supervisor recorded the final phase.
-    done: watch::Receiver<bool>,
+    done: Ended,
 }
 
 struct AgentCell {
@@ -69,13 +67,9 @@ struct AgentCell {
     killed: AtomicBool,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 impl InProcessLauncher {
     pub fn new(entry: AgentEntry) -> Self {
-        Self { entry, stop_grace: DEFAULT_STOP_GRACE, runs: Mutex::new(HashMap::new()) }
+        Self { entry, stop_grace: DEFAULT_STOP_GRACE, runs: RunTable::new("agents") }
     }
 
     /// How long `stop` waits for agents to return after their token fired before aborting them.
@@ -88,25 +82,19 @@ impl InProcessLauncher {
     /// (its broker consumer is dropped, so its unacknowledged job is redelivered). The agent
     /// ends `Failed` with detail `killed`. Returns once the task is gone.
     pub async fn kill_agent(&self, run_id: Uuid, pod_index: usize) -> Result<(), LaunchError> {
-        let run = self.run(run_id)?;
+        let run = self.runs.get(run_id)?;
         let agent = run
             .agents
             .get(pod_index)
             .ok_or_else(|| LaunchError::NotFound(format!("run {run_id} has no agent {pod_index}")))?;
         agent.cell.killed.store(true, Ordering::SeqCst);
         agent.abort.abort();
-        if tokio::time::timeout(ABORT_WAIT, agent.wait()).await.is_err() {
+        if tokio::time::timeout(ABORT_WAIT, agent.done.wait()).await.is_err() {
             return Err(LaunchError::Unavailable(format!(
                 "agent {pod_index} of run {run_id} did not end within {ABORT_WAIT:?} of being killed"
             )));
         }
         Ok(())
-    }
-
-    fn run(&self, run_id: Uuid) -> Result<Arc<RunAgents>, LaunchError> {
-        lock(&self.runs).get(&run_id).cloned().ok_or_else(|| {
-            LaunchError::NotFound(format!("run {run_id} has no agents here (never launched, or forgotten)"))
-        })
     }
 
     fn spawn_agent(&self, run_id: Uuid, pod_index: usize, cancel: CancellationToken) -> AgentHandle {
@@ -115,7 +103,7 @@ impl InProcessLauncher {
             stop_requested: AtomicBool::new(false),
             killed: AtomicBool::new(false),
         });
-        let (done_tx, done) = watch::channel(false);
+        let (done_tx, done) = Ended::channel();
         let span = tracing::info_span!("agent", %run_id, pod_index);
         let entry = self.entry.clone();
         let running = cell.clone();
@@ -165,17 +153,9 @@ impl InProcessLauncher {
     }
 }
 
-impl AgentHandle {
-    async fn wait(&self) {
-        let mut done = self.done.clone();
-        // An error means the supervisor is gone (runtime shutting down): nothing to wait for.
-        let _ = done.wait_for(|d| *d).await;
-    }
-}
-
 impl RunAgents {
     async fn wait_all(&self) {
-        futures::future::join_all(self.agents.iter().map(AgentHandle::wait)).await;
+        Ended::all(self.agents.iter().map(|a| &a.done)).await;
     }
 
     fn abort_all(&self) {
@@ -185,7 +165,7 @@ impl RunAgents {
     }
 
     fn unfinished(&self) -> Vec<usize> {
-        self.agents.iter().enumerate().filter(|(_, a)| !*a.done.borrow()).map(|(i, _)| i).collect()
+        Ended::unfinished(self.agents.iter().map(|a| &a.done))
     }
 }
 
@@ -241,32 +221,30 @@ impl Launcher for InProcessLauncher {
 
     async fn launch(&self, spec: &LaunchSpec) -> Result<(), LaunchError> {
         validate_spec(spec)?;
-        let mut runs = lock(&self.runs);
-        if runs.contains_key(&spec.run_id) {
-            return Err(LaunchError::Conflict(format!("run {} was already launched", spec.run_id)));
-        }
-        let cancel = CancellationToken::new();
-        let agents =
-            (0..spec.number_of_agents).map(|i| self.spawn_agent(spec.run_id, i, cancel.child_token())).collect();
-        runs.insert(spec.run_id, Arc::new(RunAgents { run_id: spec.run_id, cancel, agents }));
+        self.runs.insert_with(spec.run_id, || {
+            let cancel = CancellationToken::new();
+            let agents =
+                (0..spec.number_of_agents).map(|i| self.spawn_agent(spec.run_id, i, cancel.child_token())).collect();
+            Ok(RunAgents { run_id: spec.run_id, cancel, agents })
+        })?;
         tracing::info!(run_id = %spec.run_id, agents = spec.number_of_agents, "in-process agents launched");
         Ok(())
     }
 
     async fn agents(&self, run_id: Uuid) -> Result<Vec<AgentStatus>, LaunchError> {
-        let run = self.run(run_id)?;
+        let run = self.runs.get(run_id)?;
         Ok(run.agents.iter().map(|a| lock(&a.cell.status).clone()).collect())
     }
 
     async fn stop(&self, run_id: Uuid) -> Result<(), LaunchError> {
-        match self.run(run_id) {
+        match self.runs.get(run_id) {
             Ok(run) => self.stop_run(&run).await,
             Err(_) => Ok(()),
         }
     }
 
     async fn forget(&self, run_id: Uuid) -> Result<(), LaunchError> {
-        let Some(run) = lock(&self.runs).remove(&run_id) else {
+        let Some(run) = self.runs.remove(run_id) else {
             return Ok(());
         };
         if !run.unfinished().is_empty() {
@@ -277,7 +255,7 @@ impl Launcher for InProcessLauncher {
     }
 
     async fn shutdown(&self) -> Result<(), LaunchError> {
-        let runs: Vec<Arc<RunAgents>> = lock(&self.runs).values().cloned().collect();
+        let runs = self.runs.all();
         let results = futures::future::join_all(runs.iter().map(|run| self.stop_run(run))).await;
         results.into_iter().collect()
     }
@@ -286,7 +264,7 @@ impl Launcher for InProcessLauncher {
 impl Drop for InProcessLauncher {
     /// Agents never outlive their launcher.
     fn drop(&mut self) {
-        for run in lock(&self.runs).values() {
+        for run in self.runs.all() {
             run.abort_all();
         }
     }

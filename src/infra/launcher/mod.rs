@@ -1,13 +1,17 @@
 //! `Launcher`: starts a run's N agents, reports how each is doing, and stops them.
 //!
 //! Implementations: [`in_process::InProcessLauncher`] (agents as tasks of this process, the
-//! embedded default) and [`kube::KubeLauncher`] (`PLATFORM=distant`: one Indexed Job per run,
-//! built with `KubeLauncher::from_settings`). Every implementation passes the same suite,
+//! embedded default), [`process::ProcessLauncher`] (`PLATFORM=local`: child `armada agent`
+//! processes, started as [`process::AgentCommand::armada_agent`] says) and
+//! [`kube::KubeLauncher`] (`PLATFORM=distant`: one Indexed Job per run, built with
+//! `KubeLauncher::from_settings`). Every implementation passes the same suite,
 //! [`conformance`] (`launcher_suite!`). Choosing one needs the agent entry point, so the app
 //! wiring builds it; there is no `open` here.
 
 pub mod in_process;
 pub mod kube;
+pub mod process;
+mod runs;
 
 #[cfg(test)]
 pub mod conformance;

@@ -9,13 +9,14 @@ use anyhow::Context;
 use futures::future::BoxFuture;
 
 use super::{Orchestrator, OrchestratorSettings};
-use crate::agent::runtime::{InProcessDeps, in_process_entry};
+use crate::agent::runtime::{InProcessDeps, in_process_entry, worker_env};
 use crate::app::Engines;
 use crate::clients::{BackendClient, HttpBackend, InProcessBackend};
 use crate::health::Dependency;
 use crate::infra::launcher::Launcher;
 use crate::infra::launcher::in_process::{AgentEntry, InProcessLauncher};
 use crate::infra::launcher::kube::KubeLauncher;
+use crate::infra::launcher::process::{AgentCommand, ProcessLauncher};
 use crate::infra::{broker, config_store};
 use crate::records::Records;
 use crate::settings::{LauncherSettings, Settings, SettingsError};
@@ -73,7 +74,11 @@ impl Orchestrator {
                     };
                     Arc::new(InProcessLauncher::new(entry))
                 }
-                LauncherSettings::Process => return Err(not_built("local (child agent processes)").into()),
+                // Agent processes reach the roles this server serves where its agents inside
+                // would: at its own address.
+                LauncherSettings::Process => {
+                    Arc::new(ProcessLauncher::new(AgentCommand::armada_agent(settings, worker_env(settings, true))?))
+                }
                 LauncherSettings::Kube { .. } => Arc::new(
                     KubeLauncher::from_settings(settings)
                         .await
@@ -110,13 +115,4 @@ where
         let engine = engine.clone();
         Box::pin(async move { check(&engine).await.map_err(|e| e.to_string()) })
     })
-}
-
-fn not_built(platform: &str) -> SettingsError {
-    SettingsError::Unusable {
-        key: "PLATFORM".into(),
-        message: format!(
-            "agents on PLATFORM={platform} are not built yet; unset PLATFORM to run agents inside the server"
-        ),
-    }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use armada::app::AppState;
 use armada::model::{PageRequest, RunStatus, status};
 use armada::roles::Role;
-use armada::settings::{Settings, Vars};
+use armada::settings::{Settings, SettingsError, Vars};
 use reqwest::StatusCode;
 use serde_json::json;
 use uuid::Uuid;
@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::agents::{Behaviour, Probe, test_agents};
 use super::failures::NoCapacity;
 use super::*;
+use crate::support::servers;
 use crate::support::{TestApp, eventually};
 
 const TOKEN: &str = "orchestrator-s3cret";
@@ -90,21 +91,52 @@ async fn health_and_the_api_document_include_the_orchestrator() {
 }
 
 #[tokio::test]
-async fn an_orchestrator_without_a_backend_or_with_an_unbuilt_platform_is_a_configuration_error() {
+async fn an_orchestrator_without_a_backend_is_a_configuration_error() {
     let dir = tempfile::tempdir().expect("dir");
     let db = format!("sqlite:{}", dir.path().join("a.db").display());
     let listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
-    let alone =
-        Settings::from_vars(Vars::from_pairs([("ARMADA_DATABASE_URL", db.clone())]), vec![Role::Orchestrator], listen)
-            .expect("settings");
+    let alone = Settings::from_vars(Vars::from_pairs([("ARMADA_DATABASE_URL", db)]), vec![Role::Orchestrator], listen)
+        .expect("settings");
     let error = AppState::build(alone).await.err().expect("no backend to record runs");
     assert!(format!("{error:#}").contains("BACKEND_URL"), "{error:#}");
+}
+
+#[tokio::test]
+async fn platform_local_on_the_embedded_config_store_and_broker_is_a_settings_error_naming_what_to_set() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = format!("sqlite:{}", dir.path().join("a.db").display());
+    let listen = Some(SocketAddr::from(([127, 0, 0, 1], 8080)));
     let local = Vars::from_pairs([("ARMADA_DATABASE_URL", db), ("PLATFORM", "local".to_owned())]);
     let error = AppState::build(Settings::from_vars(local, Vec::new(), listen).expect("settings"))
         .await
         .err()
-        .expect("agent processes are not built");
-    assert!(format!("{error:#}").contains("PLATFORM=local (child agent processes) are not built yet"), "{error:#}");
+        .expect("agent processes cannot reach in-process engines");
+    let text = format!("{error:#}");
+    assert!(text.contains("PLATFORM: local starts agents as separate `armada agent` processes"), "{text}");
+    assert!(text.contains("set REDIS_HOST/REDIS_PORT (or REDIS_URL) and RABBITMQ_URL"), "{text}");
+    assert!(error.chain().any(|cause| cause.is::<SettingsError>()), "a settings error (exit code 2): {error:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn platform_local_on_redis_and_rabbitmq_starts_agent_processes_of_this_binary() {
+    let (Some(redis), Some(rabbitmq)) = (servers::redis_url(), servers::rabbitmq_url()) else {
+        servers::loud("SKIPPED: needs redis-server and rabbitmq-server (scripts/install-test-deps.sh)");
+        return;
+    };
+    let app =
+        TestApp::builder().var("PLATFORM", "local").var("REDIS_URL", redis).var("RABBITMQ_URL", rabbitmq).spawn().await;
+    let (status, health) = app.get("/health").await;
+    assert_eq!(status, StatusCode::OK, "{health}");
+    let launcher = health["dependencies"]
+        .as_array()
+        .expect("dependencies")
+        .iter()
+        .find(|d| d["name"] == "launcher")
+        .expect("the launcher is a dependency")
+        .clone();
+    assert_eq!(launcher["status"], "up", "{health}");
+    let this_binary = std::env::current_exe().expect("current exe");
+    assert_eq!(launcher["engine"], format!("child agent processes ({})", this_binary.display()), "{health}");
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@
 //! honour it; older brokers ignore unknown arguments (and apply their global
 //! `consumer_timeout`), and brokers that refuse it on a classic queue get the queue without it.
 
+pub mod bench;
 mod consumer;
 
 #[cfg(test)]

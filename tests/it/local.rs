@@ -14,23 +14,30 @@ use crate::support::servers::{self, loud};
 use crate::support::{ArmadaChild, BinOutput, eventually, spawn_armada};
 
 /// Generous: the machine is shared and busy.
-const RUN_LIMIT: Duration = Duration::from_secs(300);
+pub(crate) const RUN_LIMIT: Duration = Duration::from_secs(300);
 
-/// `armada serve` with every role, `PLATFORM=local`, on the shared Redis and RabbitMQ.
-struct LocalServe {
-    serve: ArmadaChild,
-    url: String,
-    cwd: tempfile::TempDir,
-    client: reqwest::Client,
+/// `armada serve` with every role, `PLATFORM=local`, on real Redis and RabbitMQ.
+pub(crate) struct LocalServe {
+    pub(crate) serve: ArmadaChild,
+    pub(crate) url: String,
+    pub(crate) cwd: tempfile::TempDir,
+    pub(crate) client: reqwest::Client,
 }
 
 impl LocalServe {
-    async fn start() -> Option<Self> {
+    /// On the shared Redis and RabbitMQ; `None` (after a SKIPPED line) when they are not installed.
+    pub(crate) async fn start() -> Option<Self> {
         let (Some(redis), Some(rabbitmq)) = (servers::redis_url(), servers::rabbitmq_url()) else {
             loud("SKIPPED local: needs redis-server and rabbitmq-server (scripts/install-test-deps.sh)");
             return None;
         };
-        let redis = reqwest::Url::parse(&redis).expect("Redis URL");
+        Some(Self::start_on(&redis, &rabbitmq).await)
+    }
+
+    /// On the Redis at `redis` (`redis://host:port`, given as `REDIS_HOST`/`REDIS_PORT`) and the
+    /// RabbitMQ at `rabbitmq`.
+    pub(crate) async fn start_on(redis: &str, rabbitmq: &str) -> Self {
+        let redis = reqwest::Url::parse(redis).expect("Redis URL");
         let (host, port) = (redis.host_str().expect("Redis host").to_string(), redis.port().unwrap_or(6379));
         let cwd = tempfile::tempdir().expect("cwd");
         let listen = format!("127.0.0.1:{}", servers::free_port());
@@ -38,7 +45,7 @@ impl LocalServe {
         let env = [
             ("REDIS_HOST", host.as_str()),
             ("REDIS_PORT", &port),
-            ("RABBITMQ_URL", &rabbitmq),
+            ("RABBITMQ_URL", rabbitmq),
             ("PLATFORM", "local"),
             // Plain log lines, to find the agents' lines in serve's.
             ("NO_COLOR", "1"),
@@ -48,26 +55,26 @@ impl LocalServe {
         let url = format!("http://{listen}");
         let up = eventually(Duration::from_secs(60), async || client.get(format!("{url}/health")).send().await.is_ok());
         assert!(up.await, "serve did not start listening");
-        Some(Self { serve, url, cwd, client })
+        Self { serve, url, cwd, client }
     }
 
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.serve.child.pid()
     }
 
     /// `armada ARGS --server URL` in the server's folder.
-    fn armada(&self, args: &[&str]) -> ArmadaChild {
+    pub(crate) fn armada(&self, args: &[&str]) -> ArmadaChild {
         let args: Vec<&str> = args.iter().copied().chain(["--server", self.url.as_str()]).collect();
         spawn_armada(self.cwd.path(), &args, &[])
     }
 
-    async fn view(&self, run_id: Uuid) -> Value {
+    pub(crate) async fn view(&self, run_id: Uuid) -> Value {
         let response = self.client.get(format!("{}/bot/runs/{run_id}", self.url)).send().await.expect("run view");
         response.json().await.expect("run view JSON")
     }
 
     /// Starts `project` without following it; the run id is chosen here.
-    async fn launch(&self, project: &Path) -> Uuid {
+    pub(crate) async fn launch(&self, project: &Path) -> Uuid {
         let run_id = Uuid::new_v4();
         let (dir, id) = (project.display().to_string(), run_id.to_string());
         let output = self.armada(&["launch", &dir, "--no-follow", "--run-id", &id]).finish(RUN_LIMIT).await;
@@ -85,7 +92,7 @@ impl LocalServe {
     }
 }
 
-fn shown(output: &BinOutput) -> String {
+pub(crate) fn shown(output: &BinOutput) -> String {
     format!("exit {:?}\n--- stdout\n{}--- stderr\n{}", output.code, output.stdout, output.stderr)
 }
 
@@ -94,7 +101,7 @@ fn sleepy() -> std::path::PathBuf {
 }
 
 /// `(pid, parent pid)` of every process there is, zombies left out.
-fn processes() -> Vec<(u32, u32)> {
+pub(crate) fn processes() -> Vec<(u32, u32)> {
     let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
     entries
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
@@ -109,13 +116,13 @@ fn processes() -> Vec<(u32, u32)> {
         .collect()
 }
 
-fn command_line(pid: u32) -> Vec<String> {
+pub(crate) fn command_line(pid: u32) -> Vec<String> {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     raw.split(|b| *b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect()
 }
 
 /// The children of `parent` that run `… agent`.
-fn agent_processes(parent: u32) -> Vec<u32> {
+pub(crate) fn agent_processes(parent: u32) -> Vec<u32> {
     let mut agents: Vec<u32> = processes()
         .into_iter()
         .filter(|(_, ppid)| *ppid == parent)
@@ -127,7 +134,7 @@ fn agent_processes(parent: u32) -> Vec<u32> {
 }
 
 /// Every process descending from `roots` (children, grandchildren, …), roots excluded.
-fn descendants(roots: &[u32]) -> Vec<u32> {
+pub(crate) fn descendants(roots: &[u32]) -> Vec<u32> {
     let all = processes();
     let mut found: Vec<u32> = Vec::new();
     let mut frontier = roots.to_vec();
@@ -140,15 +147,15 @@ fn descendants(roots: &[u32]) -> Vec<u32> {
     found
 }
 
-fn alive(pid: u32) -> bool {
+pub(crate) fn alive(pid: u32) -> bool {
     processes().iter().any(|(p, _)| *p == pid)
 }
 
-async fn all_gone(pids: &[u32], within: Duration) -> bool {
+pub(crate) async fn all_gone(pids: &[u32], within: Duration) -> bool {
     eventually(within, async || !pids.iter().any(|pid| alive(*pid))).await
 }
 
-fn agent_pids_in(view: &Value) -> Vec<u32> {
+pub(crate) fn agent_pids_in(view: &Value) -> Vec<u32> {
     let mut pids: Vec<u32> = view["agents"]
         .as_array()
         .expect("agents")
@@ -159,7 +166,7 @@ fn agent_pids_in(view: &Value) -> Vec<u32> {
     pids
 }
 
-fn phases(view: &Value) -> Vec<String> {
+pub(crate) fn phases(view: &Value) -> Vec<String> {
     view["agents"].as_array().expect("agents").iter().map(|a| a["phase"].as_str().unwrap_or("?").to_string()).collect()
 }
 

@@ -9,6 +9,7 @@ mod backend;
 mod cli;
 mod clients;
 mod deploy;
+mod faults;
 mod forward_proxy;
 mod frontend;
 mod kube;

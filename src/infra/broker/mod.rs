@@ -91,7 +91,8 @@ pub trait Broker: Send + Sync + 'static {
     /// (whatever options it was declared with, it is kept as it is, and this is not an error).
     async fn declare(&self, queue: &str, options: &QueueOptions) -> Result<(), BrokerError>;
     /// Appends the messages (persistent) in order; returns once every one of them is accepted
-    /// by the broker. A queue that does not exist is `NotFound`.
+    /// by the broker. A queue that does not exist is `NotFound`; messages the broker refuses
+    /// (a full queue that rejects publishes) are `Conflict`.
     async fn publish(&self, queue: &str, messages: &[Bytes]) -> Result<(), BrokerError>;
     /// Starts consuming with manual acknowledgement: the consumer holds at most `prefetch`
     /// unacknowledged deliveries (0 = no limit). A queue that does not exist is `NotFound`.

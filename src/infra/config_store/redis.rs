@@ -23,6 +23,9 @@ use super::{
 
 /// Bound on connecting and on every command.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long `check_connectivity` waits for a client that lost its connection to get it back
+/// (reconnection attempts are at most 2 s apart) before it says Redis is down.
+const RECONNECT_GRACE: Duration = Duration::from_secs(1);
 
 pub struct RedisConfigStore {
     client: Client,
@@ -66,13 +69,24 @@ impl RedisConfigStore {
     }
 
     fn error(&self, what: &str, e: RedisError) -> ConfigStoreError {
-        let message = format!("Redis at {}: {what}: {}", self.address, e.details());
         match e.kind() {
             ErrorKind::InvalidArgument | ErrorKind::InvalidCommand | ErrorKind::Parse => {
-                ConfigStoreError::Invalid(message)
+                ConfigStoreError::Invalid(format!("Redis at {}: {what}: {}", self.address, e.details()))
             }
-            _ => ConfigStoreError::Unavailable(message),
+            // A client without a connection holds commands until it reconnects, so they end in
+            // a timeout whose own words ("Request timed out.") do not say why.
+            ErrorKind::Timeout if !self.client.is_connected() => self.not_connected(what, None),
+            _ => ConfigStoreError::Unavailable(format!("Redis at {}: {what}: {}", self.address, e.details())),
         }
+    }
+
+    fn not_connected(&self, what: &str, cause: Option<&RedisError>) -> ConfigStoreError {
+        let cause = cause.map(|e| format!(" ({})", e.details())).unwrap_or_default();
+        ConfigStoreError::Unavailable(format!(
+            "Redis at {}: {what}: no connection to Redis{cause}; it is down or unreachable (the client keeps \
+             reconnecting)",
+            self.address
+        ))
     }
 }
 
@@ -94,6 +108,15 @@ impl ConfigStore for RedisConfigStore {
     }
 
     async fn check_connectivity(&self) -> Result<(), ConfigStoreError> {
+        // Without a connection a PING would wait for the command timeout: give the client a
+        // moment to reconnect, then say so at once.
+        if !self.client.is_connected() {
+            match tokio::time::timeout(RECONNECT_GRACE, self.client.wait_for_connect()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(self.not_connected("PING", Some(&e))),
+                Err(_) => return Err(self.not_connected("PING", None)),
+            }
+        }
         self.client.ping::<String>(None).await.map(|_| ()).map_err(|e| self.error("PING", e))
     }
 
@@ -229,7 +252,14 @@ mod tests {
         })
         .await
         .unwrap();
-        assert!(matches!(store.get_agent_message(run_id, 0).await, Err(ConfigStoreError::Unavailable(_))));
+        // Held until the command timeout, then said plainly (not fred's "Request timed out.").
+        let err = store.get_agent_message(run_id, 0).await.unwrap_err();
+        assert!(matches!(&err, ConfigStoreError::Unavailable(m) if m.contains("no connection to Redis")), "{err:?}");
+        // A connectivity check (what a run start and /health ask) does not wait that long.
+        let asked = Instant::now();
+        let err = store.check_connectivity().await.unwrap_err();
+        assert!(asked.elapsed() < Duration::from_secs(3), "the check took {:?}", asked.elapsed());
+        assert!(matches!(&err, ConfigStoreError::Unavailable(m) if m.contains("no connection to Redis")), "{err:?}");
         let server = tokio::task::spawn_blocking(move || server.start_again().map(|()| server)).await.unwrap().unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {

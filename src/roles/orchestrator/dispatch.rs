@@ -14,7 +14,7 @@ use super::{Orchestrator, watch};
 use crate::clients::backend::ItemOutcome;
 use crate::clients::{BackendClient, LiveStream};
 use crate::http::ApiError;
-use crate::infra::broker::{QueueOptions, job_queue_name};
+use crate::infra::broker::{BrokerError, QueueOptions, job_queue_name};
 use crate::infra::db::{Mutation, NewJob, NewRun};
 use crate::infra::launcher::LaunchSpec;
 use crate::model::{RunStatus, Timestamp, status};
@@ -99,6 +99,7 @@ impl Orchestrator {
             Ok(Some(_)) => return Err(run_id_used(run_id).into()),
             Err(e) => return Err(StepFailure::backend("checking the run id", e).into()),
         }
+        self.check_engines(run_id).await?;
         // Subscribed before anything is published, so no job outcome can be missed.
         let live = match self.backend.live().await {
             Ok(live) => live,
@@ -197,6 +198,32 @@ impl Orchestrator {
             return Err(failure.into());
         }
         Ok(live)
+    }
+
+    /// Before anything is stored: the config store and the broker must answer (one that is
+    /// down is a 503 with nothing to undo, rather than a write that times out and an undo that
+    /// times out again), and the run's queue must not exist yet. A queue already named after a
+    /// new run was left by something else — an earlier start with this id whose undo could not
+    /// reach the broker, another tool — and its messages would be taken for this run's jobs, so
+    /// the start is refused (409) and that queue left as it is.
+    async fn check_engines(&self, run_id: Uuid) -> Result<(), StartError> {
+        if let Err(e) = self.config_store.check_connectivity().await {
+            return Err(StepFailure::config_store("checking the config store", e).into());
+        }
+        let queue = job_queue_name(run_id);
+        match self.broker.stats(&queue).await {
+            Err(BrokerError::NotFound(_)) => Ok(()),
+            Ok(stats) => Err(ApiError::conflict(format!(
+                "run_uuid {run_id} cannot be used: the broker ({}) already has a queue named {queue} (ready messages: \
+                 {}, consumers: {}), left by an earlier start with this id or made by another tool; delete that \
+                 queue, or leave run_uuid out to get a new id",
+                self.broker.describe(),
+                stats.ready,
+                stats.consumers
+            ))
+            .into()),
+            Err(e) => Err(StepFailure::broker("checking the job queue", e).into()),
+        }
     }
 
     /// Undoes the steps that began, newest first; returns what could not be undone, as text

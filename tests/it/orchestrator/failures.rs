@@ -121,3 +121,24 @@ async fn a_run_uuid_already_used_is_refused_and_the_existing_run_is_kept() {
     assert!(queue_is_gone(&app, taken).await);
     assert_eq!(app.orchestrator().config_store.get_agent_message(taken, 0).await.expect("store"), None);
 }
+
+#[tokio::test]
+async fn a_start_whose_queue_already_exists_is_refused_and_that_queue_is_kept() {
+    let app = TestApp::builder().spawn().await;
+    let run_id = Uuid::new_v4();
+    let broker = app.orchestrator().broker.clone();
+    let queue = armada::infra::broker::job_queue_name(run_id);
+    broker.declare(&queue, &QueueOptions::default()).await.expect("declare");
+    broker.publish(&queue, &[Bytes::from_static(b"{\"job_uuid\": \"stale\"}")]).await.expect("publish");
+    let (status, body) = start(&app, "/bot/start", form_with_id(run_id)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let detail = body["detail"].as_str().expect("detail");
+    assert!(
+        detail.contains(&format!("already has a queue named {queue} (ready messages: 1, consumers: 0)")),
+        "{detail}"
+    );
+    assert_eq!(app.get(&format!("/api/runs/{run_id}")).await.0, StatusCode::NOT_FOUND);
+    assert!(jobs(&app, run_id).await.is_empty());
+    assert_eq!(app.orchestrator().config_store.get_agent_message(run_id, 0).await.expect("store"), None);
+    assert_eq!(broker.stats(&queue).await.expect("kept").ready, 1, "nothing published to it or taken from it");
+}

@@ -259,22 +259,28 @@ impl Broker for AmqpBroker {
                 let publish = channel.basic_publish("".into(), queue.into(), options, body, properties.clone());
                 confirms.push(connector.bounded(&format!("publish to queue {queue}"), publish).await?);
             }
+            let mut refused = 0usize;
             for confirm in confirms {
                 match connector.bounded(&format!("confirm of a message to queue {queue}"), confirm).await? {
                     Confirmation::Ack(None) => {}
                     Confirmation::Ack(Some(_)) => {
                         return Err(BrokerError::NotFound(format!("queue {queue} not found")));
                     }
-                    Confirmation::Nack(_) => {
-                        return Err(BrokerError::Unavailable(format!(
-                            "RabbitMQ at {} refused a message for queue {queue}",
-                            connector.address
-                        )));
-                    }
+                    Confirmation::Nack(_) => refused += 1,
                     Confirmation::NotRequested => {
                         return Err(BrokerError::Unavailable("publisher confirms were not enabled".into()));
                     }
                 }
+            }
+            if refused > 0 {
+                // The broker is up and said no: not an outage that waiting would cure.
+                return Err(BrokerError::Conflict(format!(
+                    "RabbitMQ at {} refused {refused} of {} messages for queue {queue} (a negative publisher \
+                     confirm): the queue is full under a length limit with overflow reject-publish (its arguments \
+                     or a policy), or the broker could not store them",
+                    connector.address,
+                    messages.len()
+                )));
             }
             Ok(())
         }

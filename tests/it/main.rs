@@ -12,6 +12,7 @@ mod deploy;
 mod forward_proxy;
 mod frontend;
 mod kube;
+mod live_servers;
 mod local;
 mod orchestrator;
 mod platform;

@@ -5,6 +5,10 @@
 //! of your own; otherwise one server of each kind is started per test binary (when
 //! installed) and stopped when the binary exits (an `atexit` hook; `PR_SET_PDEATHSIG` as a
 //! backstop if the binary is killed). `ARMADA_TEST_LIVE_SERVERS=0` skips them all.
+//!
+//! `ARMADA_TEST_REQUIRE_LIVE=1` (set by `scripts/test.sh`, so CI) turns every such skip into a
+//! failure: a test that needs Redis or RabbitMQ panics, saying why, instead of passing without
+//! them.
 
 use std::future::Future;
 use std::net::{TcpListener, TcpStream};
@@ -45,12 +49,21 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("bind 127.0.0.1:0")
 }
 
-fn live_servers_disabled(name: &str, env: &str) -> bool {
-    let disabled = std::env::var("ARMADA_TEST_LIVE_SERVERS").is_ok_and(|v| v == "0");
-    if disabled {
-        loud(&format!("SKIPPED {name}: ARMADA_TEST_LIVE_SERVERS=0; unset it, or set {env}=…, to run against {name}"));
+/// `ARMADA_TEST_REQUIRE_LIVE=1`: a live server that is not available fails the test.
+const REQUIRE_LIVE: &str = "ARMADA_TEST_REQUIRE_LIVE";
+
+fn live_servers_required() -> bool {
+    std::env::var(REQUIRE_LIVE).is_ok_and(|v| v == "1")
+}
+
+/// Skips `name` saying `why` and how to enable it — or, with `ARMADA_TEST_REQUIRE_LIVE=1`,
+/// fails the test.
+fn skip(name: &str, why: &str, enable: &str) -> Option<String> {
+    if live_servers_required() {
+        panic!("{name} is required ({REQUIRE_LIVE}=1) but {why}; {enable}, or unset {REQUIRE_LIVE} to skip");
     }
-    disabled
+    loud(&format!("SKIPPED {name}: {why}; {enable}, to run against {name}"));
+    None
 }
 
 /// The Redis URL the suites use: `ARMADA_TEST_REDIS_URL`, else a server started for this
@@ -89,12 +102,12 @@ fn shared_url(
     if let Ok(url) = std::env::var(env) {
         return Some(url);
     }
-    if live_servers_disabled(name, env) {
-        return None;
+    if std::env::var("ARMADA_TEST_LIVE_SERVERS").is_ok_and(|v| v == "0") {
+        return skip(name, "ARMADA_TEST_LIVE_SERVERS=0", &format!("unset it, or set {env}=…"));
     }
     if !Path::new(binary).exists() {
-        loud(&format!("SKIPPED {name}: {binary} is not installed; install it, or set {env}=…, to run against {name}"));
-        return None;
+        let how = format!("install it (scripts/install-test-deps.sh), or set {env}=…");
+        return skip(name, &format!("{binary} is not installed"), &how);
     }
     // The shared server lives until the test binary exits (see `stop_all_at_exit`).
     match shared.get_or_init(start) {

@@ -1,6 +1,10 @@
-//! Agents end to end: real worker processes (Python, Node), the real agent runtime, the
-//! in-process launcher, a backend over loopback, the `armada` binary.
+//! Agents end to end: real worker processes (Python, Node), the real agent runtime, a backend
+//! over loopback, the `armada` binary. The end-to-end bodies (hello, failures and retries,
+//! killed and stopped agents, cancel, outages, requirements) run once per configuration of
+//! engines — embedded; Redis + RabbitMQ with in-process agents; Redis + RabbitMQ with
+//! `armada agent` processes — through `support::engines::on_every_engine!`.
 
+mod cancel;
 mod cli;
 mod failures;
 mod hello;

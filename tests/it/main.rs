@@ -13,6 +13,7 @@ mod faults;
 mod forward_proxy;
 mod frontend;
 mod kube;
+mod live_servers;
 mod local;
 mod orchestrator;
 mod platform;

@@ -14,6 +14,7 @@
 #![allow(dead_code)]
 
 pub mod agents;
+pub mod engines;
 pub mod kube_api;
 pub mod kube_process;
 pub mod proxy;
@@ -69,8 +70,12 @@ pub struct TestAppBuilder {
     store: Option<Arc<dyn Store>>,
     vars: Vec<(String, String)>,
     engines: Engines,
+    launcher_from: Option<LauncherFactory>,
     listener: Option<tokio::net::TcpListener>,
 }
+
+/// Makes the orchestrator's launcher from the app's own settings (see [`TestAppBuilder::launcher_from`]).
+type LauncherFactory = Box<dyn FnOnce(&Settings) -> Arc<dyn Launcher> + Send>;
 
 impl TestAppBuilder {
     /// Roles to serve; all of them when never called.
@@ -133,6 +138,13 @@ impl TestAppBuilder {
         self
     }
 
+    /// The orchestrator's launcher, made from the app's settings once they exist (its address,
+    /// database, Redis and RabbitMQ): e.g. a process launcher whose agents reach this app.
+    pub fn launcher_from(mut self, make: impl FnOnce(&Settings) -> Arc<dyn Launcher> + Send + 'static) -> Self {
+        self.launcher_from = Some(Box::new(make));
+        self
+    }
+
     /// What in-process agents run instead of the real agent runtime (test agents), made from
     /// the engines the app opened.
     pub fn agent_entry(mut self, make: impl FnOnce(InProcessDeps) -> AgentEntry + Send + 'static) -> Self {
@@ -183,6 +195,9 @@ impl TestAppBuilder {
         }
         let mut engines = self.engines;
         engines.store = self.store;
+        if let Some(make) = self.launcher_from {
+            engines.launcher = Some(make(&settings));
+        }
         let state = AppState::build_with(settings, engines).await.expect("app state");
         let (shutdown, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(app::serve(listener, state.clone(), async move {

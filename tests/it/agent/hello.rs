@@ -1,4 +1,5 @@
-//! `examples/hello` on three in-process agents, and the Node example worker through the agent.
+//! `examples/hello` on three agents, and the Node example worker through the agent, in every
+//! configuration of engines.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -7,12 +8,17 @@ use armada::model::status;
 use serde_json::{Value, json};
 
 use super::LiveMessages;
-use crate::support::agents::{AgentHarness, copy_project, example, expected_agent};
+use crate::support::agents::{AgentHarness, Engines, copy_project, example, expected_agent};
+use crate::support::engines::on_every_engine;
 use crate::support::eventually;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hello_example_on_three_agents_records_and_streams_every_outcome() {
-    let harness = AgentHarness::new().await;
+on_every_engine!(
+    hello_example_on_three_agents_records_and_streams_every_outcome,
+    node_example_worker_runs_through_the_agent
+);
+
+async fn hello_example_on_three_agents_records_and_streams_every_outcome(engines: Engines) {
+    let harness = AgentHarness::new(engines).await;
     let live = LiveMessages::connect(&harness.app.ws_url).await;
     let staged = harness.start(&example("hello")).await;
     assert_eq!((staged.number_of_agents, staged.jobs.len()), (3, 20));
@@ -86,9 +92,8 @@ async fn hello_example_on_three_agents_records_and_streams_every_outcome() {
     assert!(finals.len() >= 20, "every outcome streamed: {}", finals.len());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn node_example_worker_runs_through_the_agent() {
-    let harness = AgentHarness::new().await;
+async fn node_example_worker_runs_through_the_agent(engines: Engines) {
+    let harness = AgentHarness::new(engines).await;
     let project = copy_project(&example("node-worker"));
     let staged = harness.start(project.path()).await;
     let summary = harness.finish(&staged).await;

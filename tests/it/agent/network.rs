@@ -5,9 +5,7 @@
 //! an agent whose upstream is dead fails with the reason. Everything on loopback.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
-use armada::clients::{BackendClient, InProcessBackend};
 use armada::infra::launcher::AgentPhase;
 use armada::model::status;
 use armada::roles::Role;
@@ -15,8 +13,7 @@ use serde_json::json;
 
 use crate::providers::stand_ins::{self, EXIT_IP_HEADER, TestUpstream, basic, refusing_url};
 use crate::providers::{fingerprint, proxy, proxy_provider, seed_fingerprints, seed_proxies};
-use crate::support::TestApp;
-use crate::support::agents::{AgentHarness, write_template};
+use crate::support::agents::{AgentHarness, Engines, write_template};
 
 const TOKEN: &str = "network-test-token";
 const FIRST: (&str, &str) = ("agent-a", "first-secret");
@@ -69,16 +66,17 @@ async fn the_worker_browses_through_the_local_proxy_gets_a_fingerprint_and_switc
     let (target, hits) = stand_ins::target().await;
 
     // The agents' side: a backend, the providers' URLs and the token, any free port for the local proxy.
-    let app = TestApp::builder()
-        .roles([Role::Backend])
-        .token(Some(TOKEN))
-        .var("PROXY_PROVIDER_URL", &providers.base_url)
-        .var("FINGERPRINT_PROVIDER_URL", &providers.base_url)
-        .var("ARMADA_FORWARD_PROXY_PORT", "0")
+    // Embedded only: its subject is the agent's network (providers, local proxy, fingerprints),
+    // which is the same code whichever config store, broker and launcher the agent has.
+    let harness = AgentHarness::builder(Engines::Embedded)
+        .app(|app| {
+            app.token(Some(TOKEN))
+                .var("PROXY_PROVIDER_URL", &providers.base_url)
+                .var("FINGERPRINT_PROVIDER_URL", &providers.base_url)
+                .var("ARMADA_FORWARD_PROXY_PORT", "0")
+        })
         .spawn()
         .await;
-    let backend: Arc<dyn BackendClient> = Arc::new(InProcessBackend::new(app.state.records.clone()));
-    let harness = AgentHarness::with_backend(app, backend);
     let project = network_project(&target.url("/hello"));
     let staged = harness.start(project.path()).await;
     let summary = harness.finish(&staged).await;

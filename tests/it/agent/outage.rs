@@ -1,28 +1,28 @@
 //! The backend unreachable for 5 s in the middle of a run: agents spool their records and
-//! replay them when it is back; nothing is lost, nothing is doubled.
+//! replay them when it is back; nothing is lost, nothing is doubled. In every configuration of
+//! engines: agents record through a proxy in front of the backend that the test switches off.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Duration;
 
-use armada::clients::{BackendClient, HttpBackend};
 use armada::model::status;
-use armada::roles::Role;
 use serde_json::json;
 
-use crate::support::agents::{AgentHarness, RUN_LIMIT, write_template};
+use crate::support::agents::{AgentHarness, Engines, RUN_LIMIT, write_template};
+use crate::support::engines::on_every_engine;
+use crate::support::eventually;
 use crate::support::proxy::PausableProxy;
-use crate::support::{TestApp, eventually};
 
 const SCRIPT: &str = include_str!("fixtures/behaviours/ctx_script.py");
 const JOBS: usize = 12;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_backend_outage_loses_and_doubles_no_record() {
-    let app = TestApp::builder().roles([Role::Backend]).spawn().await;
-    let proxy = PausableProxy::start(app.addr).await;
-    let backend: Arc<dyn BackendClient> = Arc::new(HttpBackend::new(&proxy.url(), None).unwrap());
-    let harness = AgentHarness::with_backend(app, backend);
+on_every_engine!(a_backend_outage_loses_and_doubles_no_record);
+
+async fn a_backend_outage_loses_and_doubles_no_record(engines: Engines) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy = PausableProxy::start(listener.local_addr().unwrap()).await;
+    let harness =
+        AgentHarness::builder(engines).app(|app| app.listener(listener)).agents_record_at(&proxy.url()).spawn().await;
 
     let (project, markers) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     std::fs::write(project.path().join("ctx_script.py"), SCRIPT).unwrap();

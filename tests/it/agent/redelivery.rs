@@ -1,6 +1,10 @@
 //! Redelivered jobs (the rule in `agent::jobs::redelivery`): a job still running on a live agent
 //! is held, never run twice; a job whose agent is gone is run. On the in-process broker with a
 //! hand-made redelivery, and for real on a RabbitMQ whose consumer timeout fires mid-job.
+//!
+//! The hand-made cases are embedded only: they read "held by the agent" from the queue's
+//! unacknowledged count, which RabbitMQ does not report (`QueueStats::unacked` is `None`), and
+//! make redeliveries by hand, which RabbitMQ makes by itself in the last test.
 
 use std::time::Duration;
 
@@ -8,7 +12,7 @@ use armada::infra::broker::amqp::AmqpBroker;
 use armada::infra::broker::{Broker, BrokerError, QueueStats, job_queue_name};
 use armada::infra::config_store::AgentHeartbeat;
 use armada::infra::db::{JobUpdate, Mutation};
-use armada::infra::launcher::{LaunchSpec, Launcher};
+use armada::infra::launcher::LaunchSpec;
 use armada::model::{Timestamp, status};
 use serde_json::json;
 use tokio::task::JoinHandle;
@@ -16,7 +20,7 @@ use uuid::Uuid;
 
 use super::LiveMessages;
 use super::failures::{Behaviours, success_transitions};
-use crate::support::agents::{AgentHarness, RUN_LIMIT};
+use crate::support::agents::{AgentHarness, Engines, RUN_LIMIT};
 use crate::support::servers::{self, RabbitConfig, RabbitServer, loud};
 use crate::support::{TestApp, eventually, spawn_armada};
 
@@ -80,7 +84,7 @@ async fn event_texts(harness: &AgentHarness, job: Uuid) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redelivered_job_whose_agent_is_gone_is_run() {
-    let harness = AgentHarness::new().await;
+    let harness = AgentHarness::new(Engines::Embedded).await;
     let project = Behaviours::new(&["ok", "ok"], 1, json!({"max_attempts": 3}));
     // agent-7 never beat (killed long ago); agent-8 beats but runs nothing: a new instance.
     let staged = redelivered(&harness, &project, &["agent-7", "agent-8"]).await;
@@ -100,7 +104,7 @@ async fn a_redelivered_job_whose_agent_is_gone_is_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redelivered_job_still_running_elsewhere_is_held_then_skipped_once_its_outcome_is_recorded() {
-    let harness = AgentHarness::new().await;
+    let harness = AgentHarness::new(Engines::Embedded).await;
     let project = Behaviours::new(&["ok"], 1, json!({}));
     let staged = redelivered(&harness, &project, &["agent-7"]).await;
     let (job, _) = staged.jobs[0];
@@ -130,7 +134,7 @@ async fn a_redelivered_job_still_running_elsewhere_is_held_then_skipped_once_its
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_job_is_run_once_the_agent_running_it_stops_beating() {
-    let harness = AgentHarness::new().await;
+    let harness = AgentHarness::new(Engines::Embedded).await;
     let project = Behaviours::new(&["ok"], 1, json!({"max_attempts": 3}));
     let staged = redelivered(&harness, &project, &["agent-7"]).await;
     let (job, _) = staged.jobs[0];

@@ -1,12 +1,18 @@
 //! `requirements.txt`: installed into a per-agent virtualenv that the worker then runs in; a
-//! failing install fails the agent with pip's own words.
+//! failing install fails the agent with pip's own words. In every configuration of engines.
 
 use armada::infra::launcher::AgentPhase;
 use armada::model::status;
 use serde_json::json;
 
-use crate::support::agents::{AgentHarness, RUN_LIMIT, write_template};
+use crate::support::agents::{AgentHarness, Engines, RUN_LIMIT, write_template};
+use crate::support::engines::on_every_engine;
 use crate::support::eventually;
+
+on_every_engine!(
+    requirements_are_installed_in_a_virtualenv_the_worker_runs_in,
+    a_failing_install_fails_the_agent_with_pips_last_lines,
+);
 
 const SCRIPT: &str = r#"
 import sys
@@ -26,9 +32,8 @@ fn project(requirements: &str) -> tempfile::TempDir {
     dir
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn requirements_are_installed_in_a_virtualenv_the_worker_runs_in() {
-    let harness = AgentHarness::new().await;
+async fn requirements_are_installed_in_a_virtualenv_the_worker_runs_in(engines: Engines) {
+    let harness = AgentHarness::new(engines).await;
     let dir = project("# nothing to install, so no network is needed\n");
     let staged = harness.start(dir.path()).await;
     let summary = harness.finish(&staged).await;
@@ -41,9 +46,8 @@ async fn requirements_are_installed_in_a_virtualenv_the_worker_runs_in() {
     assert_eq!(std::fs::canonicalize(&prefix).unwrap(), std::fs::canonicalize(expected).unwrap());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_install_fails_the_agent_with_pips_last_lines() {
-    let harness = AgentHarness::new().await;
+async fn a_failing_install_fails_the_agent_with_pips_last_lines(engines: Engines) {
+    let harness = AgentHarness::new(engines).await;
     let dir = project("this is not === a requirement\n");
     let staged = harness.start(dir.path()).await;
     let failed = eventually(RUN_LIMIT, async || harness.agents(staged.run_id).await[0].phase.is_final()).await;
@@ -51,9 +55,10 @@ async fn a_failing_install_fails_the_agent_with_pips_last_lines() {
 
     let agent = harness.agents(staged.run_id).await.remove(0);
     assert_eq!(agent.phase, AgentPhase::Failed);
+    // An agent process's detail is its exit and its last words, which hold the same reason.
     let detail = agent.detail.unwrap_or_default();
     assert!(
-        detail.starts_with("installing requirements failed: pip install -r requirements.txt exited with code"),
+        detail.contains("installing requirements failed: pip install -r requirements.txt exited with code"),
         "{detail}"
     );
     assert!(detail.contains("this is not === a requirement"), "pip's words: {detail}");

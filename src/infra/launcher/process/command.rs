@@ -58,11 +58,21 @@ impl AgentCommand {
     /// An agent process cannot reach a config store or queue that lives inside the server, so
     /// Redis and RabbitMQ must be configured: otherwise this is a settings error naming them.
     pub fn armada_agent(settings: &Settings, roles: Vec<(String, String)>) -> Result<Self, SettingsError> {
-        let env = shared_env(settings, roles)?;
         let program = std::env::current_exe().map_err(|e| SettingsError::Unusable {
             key: "PLATFORM".into(),
             message: format!("local: cannot tell which program this is, to start `armada agent` processes: {e}"),
         })?;
+        Self::armada_agent_of(program, settings, roles)
+    }
+
+    /// [`AgentCommand::armada_agent`] with `program` as the `armada` binary: for callers that
+    /// are not that binary themselves (the integration tests run the one cargo built).
+    pub fn armada_agent_of(
+        program: impl Into<OsString>,
+        settings: &Settings,
+        roles: Vec<(String, String)>,
+    ) -> Result<Self, SettingsError> {
+        let env = shared_env(settings, roles)?;
         Ok(Self::new(program, ["agent"], &settings.work_dir, env))
     }
 

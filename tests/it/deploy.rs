@@ -127,6 +127,7 @@ fn assert_seed_chart(chart: &Rendered, pull_policy: &str, namespace: &str) {
     let orchestrator = &chart.deployments["armada-orchestrator"];
     assert_eq!(value(orchestrator, "PLATFORM"), "distant");
     assert_eq!(value(orchestrator, "ARMADA_KUBE_NAMESPACE"), namespace);
+    assert_eq!(value(orchestrator, "ARMADA_KUBE_PENDING_TIMEOUT_SECS"), "300");
     assert_eq!(value(orchestrator, "REDIS_HOST"), "armada-redis");
     assert_eq!(value(orchestrator, "REDIS_PORT"), "6379");
     assert!(value(orchestrator, "RABBITMQ_URL").ends_with("@armada-rabbitmq:5672/%2f"));
@@ -323,4 +324,98 @@ fn dockerfile_builds_the_binary_then_a_slim_non_root_runtime() {
     assert!(dockerfile.lines().any(|l| l == "USER 10001"), "runs as a non-root user");
     assert!(dockerfile.lines().any(|l| l == "ENTRYPOINT [\"armada\"]"));
     assert!(dockerfile.lines().any(|l| l.starts_with("CMD [\"serve\"")));
+}
+
+/// The top-level paths the release build reads: the manifest, `src/`, bench targets, and every
+/// folder or file the code embeds (`#[folder = …]`, `sqlx::migrate!(…)`, `include_str!(…)`).
+fn build_inputs() -> std::collections::BTreeSet<String> {
+    fn quoted_after<'a>(line: &'a str, marker: &str) -> Option<&'a str> {
+        let rest = &line[line.find(marker)? + marker.len()..];
+        let start = rest.find('"')? + 1;
+        let end = start + rest[start..].find('"')?;
+        Some(&rest[start..end])
+    }
+    fn top(path: &Path) -> String {
+        let mut parts = Vec::new();
+        for component in path.components() {
+            match component {
+                std::path::Component::ParentDir => {
+                    parts.pop();
+                }
+                std::path::Component::Normal(part) => parts.push(part.to_string_lossy().into_owned()),
+                _ => {}
+            }
+        }
+        parts.first().cloned().unwrap_or_default()
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut inputs: std::collections::BTreeSet<String> =
+        ["Cargo.toml", "Cargo.lock", "src"].into_iter().map(String::from).collect();
+    if read("Cargo.toml").contains("[[bench]]") {
+        inputs.insert("benches".into());
+    }
+    let mut folders = vec![root.join("src")];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap().map(Result::unwrap) {
+            let path = entry.path();
+            if path.is_dir() {
+                folders.push(path);
+                continue;
+            }
+            // Test-only files are not part of the release build.
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if path.extension().is_none_or(|e| e != "rs") || name == "tests.rs" || name == "conformance.rs" {
+                continue;
+            }
+            let relative = path.parent().unwrap().strip_prefix(root).unwrap().to_path_buf();
+            for line in std::fs::read_to_string(&path).unwrap().lines() {
+                if let Some(folder) = quoted_after(line, "#[folder =") {
+                    inputs.insert(top(Path::new(folder)));
+                } else if let Some(dir) = quoted_after(line, "migrate!(") {
+                    inputs.insert(top(Path::new(dir)));
+                } else if let Some(file) = quoted_after(line, "include_str!(").or(quoted_after(line, "include_bytes!("))
+                {
+                    inputs.insert(top(&relative.join(file)));
+                }
+            }
+        }
+    }
+    inputs
+}
+
+#[test]
+fn dockerfile_copies_everything_the_build_reads_and_dockerignore_keeps_it() {
+    let inputs = build_inputs();
+    for expected in ["python", "static", "migrations", "benches"] {
+        assert!(inputs.contains(expected), "the scan found what the code embeds: {inputs:?}");
+    }
+    let dockerfile = read("Dockerfile");
+    // The text from the first FROM (the build stage) to the second.
+    let build_stage = dockerfile.split("\nFROM ").nth(1).expect("a build stage");
+    let copied: Vec<&str> = build_stage
+        .lines()
+        .filter_map(|line| line.strip_prefix("COPY "))
+        .filter(|args| !args.starts_with("--from"))
+        .flat_map(|args| {
+            let words: Vec<&str> = args.split_whitespace().collect();
+            words[..words.len() - 1].to_vec()
+        })
+        .collect();
+    let ignored: Vec<String> = read(".dockerignore")
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(|line| line.trim_end_matches('/').to_string())
+        .collect();
+    for input in &inputs {
+        assert!(copied.contains(&input.as_str()), "the build stage does not COPY {input} (it copies {copied:?})");
+        assert!(!ignored.contains(input), ".dockerignore leaves {input} out of the build context");
+    }
+    let rust_version = read("Cargo.toml")
+        .lines()
+        .find_map(|line| line.strip_prefix("rust-version = ").map(|v| v.trim_matches('"').to_string()));
+    if let Some(version) = rust_version {
+        let image = build_stage.lines().next().unwrap_or_default();
+        assert!(image.starts_with(&format!("rust:{version}")), "FROM {image} does not build with rust {version}");
+    }
 }

@@ -9,6 +9,8 @@ mod redelivery;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -18,7 +20,7 @@ use super::heartbeat::Heartbeat;
 use super::logs::JobLogs;
 use super::observer::AgentObserver;
 use super::runtime::{AgentEnd, AgentError, AgentOptions, AgentReport};
-use super::worker::{JobOutcome, JobRequest, LogSink, Worker, WorkerSpec};
+use super::worker::{JobOutcome, JobRequest, LogSink, Worker, WorkerCalls, WorkerSpec};
 use crate::clients::{BackendClient, BackendError};
 use crate::infra::broker::{BrokerError, Consumer, Delivery};
 use crate::infra::db::{JobUpdate, Mutation, NewJob};
@@ -137,7 +139,13 @@ impl JobLoop<'_> {
         let mut detail = None;
         self.heartbeat.running(job_uuid);
         loop {
-            self.record_running(job_uuid, attempt, detail.take()).await?;
+            // `Running` is recorded while the worker already runs the job: one backend round
+            // trip less per job. It is stored before anything else about this attempt (its
+            // outcome, the next attempt), so it never overwrites them.
+            let running = AfterStart::recording(
+                record_running(self.backend.clone(), self.agent.clone(), self.run_id, job_uuid, attempt, detail.take()),
+                self.calls,
+            );
             self.observer.job_started(job_uuid, attempt, &job_message);
             if self.worker.is_none() {
                 match Worker::start(self.spec.clone(), self.sink.clone(), self.calls).await {
@@ -147,6 +155,7 @@ impl JobLoop<'_> {
                     }
                     Err(error) => {
                         // Another agent may do better; this one cannot go on.
+                        let _ = running.stored().await;
                         self.heartbeat.released();
                         let _ = delivery.nack(true).await;
                         return Err(AgentError::Worker(error));
@@ -161,9 +170,10 @@ impl JobLoop<'_> {
                 tokio::time::sleep(self.options.stop_grace).await;
             };
             let outcome = tokio::select! {
-                outcome = worker.run_job(request, timeout, self.calls) => Some(outcome),
+                outcome = worker.run_job(request, timeout, &running) => Some(outcome),
                 _ = stopping => None,
             };
+            let running = running.stored().await;
             let Some(outcome) = outcome else {
                 // Stopped mid-job: the worker goes (its group is killed), the job goes back.
                 self.worker = None;
@@ -174,6 +184,7 @@ impl JobLoop<'_> {
                 self.report.handed_back += 1;
                 return Ok(Handled::HandedBack);
             };
+            running?;
             self.logs.flush(job_uuid).await;
             let reason = outcome.failure_reason(job_uuid);
             if let JobOutcome::Done { status, .. } = &outcome {
@@ -197,32 +208,6 @@ impl JobLoop<'_> {
         // copy redelivered to an agent (this one or another) is acknowledged and skipped there.
         settle(delivery.ack().await, job_uuid);
         Ok(Handled::Recorded)
-    }
-
-    /// `Running`, by this agent, this attempt. A job the backend does not know (a message
-    /// published by another tool) is registered first.
-    async fn record_running(&self, job_uuid: Uuid, attempt: u32, detail: Option<String>) -> Result<(), AgentError> {
-        let update = Mutation::UpdateJob(JobUpdate {
-            job_uuid,
-            job_status: Some(status::RUNNING.into()),
-            job_associated_agent: Some(self.agent.clone()),
-            job_attempts: Some(i64::from(attempt)),
-            job_detail: detail,
-            job_finished: None,
-        });
-        let outcomes = self.apply(vec![update.clone()]).await?;
-        if let Some(Err(BackendError::Rejected { status: 404, .. })) = outcomes.first() {
-            let create = Mutation::CreateJob(NewJob {
-                job_uuid,
-                run_uuid: self.run_id,
-                job_datetime: Timestamp::now(),
-                job_associated_agent: self.agent.clone(),
-                job_status: status::RUNNING.into(),
-                job_index: None,
-            });
-            self.apply(vec![create, update]).await?;
-        }
-        Ok(())
     }
 
     async fn record_outcome(
@@ -255,18 +240,95 @@ impl JobLoop<'_> {
         Ok(())
     }
 
-    /// Applies a batch; refused items are logged (the job goes on), a failed spool is fatal:
-    /// a job whose outcome cannot be kept must not be acknowledged.
     async fn apply(&self, batch: Vec<Mutation>) -> Result<Vec<Result<bool, BackendError>>, AgentError> {
-        let outcomes = self.backend.apply(batch).await.map_err(|e| AgentError::Records(e.to_string()))?;
-        for outcome in &outcomes {
-            if let Err(error) = outcome
-                && !matches!(error, BackendError::Rejected { status: 404, .. })
-            {
-                tracing::warn!(%error, "the backend refused a job record");
-            }
+        apply(self.backend.as_ref(), batch).await
+    }
+}
+
+/// Applies a batch; refused items are logged (the job goes on), a failed spool is fatal: a job
+/// whose outcome cannot be kept must not be acknowledged.
+async fn apply(
+    backend: &dyn BackendClient,
+    batch: Vec<Mutation>,
+) -> Result<Vec<Result<bool, BackendError>>, AgentError> {
+    let outcomes = backend.apply(batch).await.map_err(|e| AgentError::Records(e.to_string()))?;
+    for outcome in &outcomes {
+        if let Err(error) = outcome
+            && !matches!(error, BackendError::Rejected { status: 404, .. })
+        {
+            tracing::warn!(%error, "the backend refused a job record");
         }
-        Ok(outcomes)
+    }
+    Ok(outcomes)
+}
+
+/// `Running`, by `agent`, this attempt. A job the backend does not know (a message published by
+/// another tool) is registered first.
+async fn record_running(
+    backend: Arc<dyn BackendClient>,
+    agent: String,
+    run_id: Uuid,
+    job_uuid: Uuid,
+    attempt: u32,
+    detail: Option<String>,
+) -> Result<(), AgentError> {
+    let update = Mutation::UpdateJob(JobUpdate {
+        job_uuid,
+        job_status: Some(status::RUNNING.into()),
+        job_associated_agent: Some(agent.clone()),
+        job_attempts: Some(i64::from(attempt)),
+        job_detail: detail,
+        job_finished: None,
+    });
+    let outcomes = apply(backend.as_ref(), vec![update.clone()]).await?;
+    if let Some(Err(BackendError::Rejected { status: 404, .. })) = outcomes.first() {
+        let create = Mutation::CreateJob(NewJob {
+            job_uuid,
+            run_uuid: run_id,
+            job_datetime: Timestamp::now(),
+            job_associated_agent: agent,
+            job_status: status::RUNNING.into(),
+            job_index: None,
+        });
+        apply(backend.as_ref(), vec![create, update]).await?;
+    }
+    Ok(())
+}
+
+/// The worker's calls during one attempt, answered only once the attempt's `Running` record
+/// (made in the background, beside the job's start on the worker) is stored: whatever the
+/// worker records about the job (its events, a final status) lands after it, never under it.
+struct AfterStart<'a> {
+    started: Shared<BoxFuture<'static, Result<(), String>>>,
+    calls: &'a AgentCalls,
+}
+
+impl<'a> AfterStart<'a> {
+    fn recording(
+        record: impl std::future::Future<Output = Result<(), AgentError>> + Send + 'static,
+        calls: &'a AgentCalls,
+    ) -> Self {
+        let task = tokio::spawn(record);
+        let started = async move {
+            match task.await {
+                Ok(result) => result.map_err(|e| e.to_string()),
+                Err(e) => Err(format!("recording the job's start: {e}")),
+            }
+        };
+        Self { started: started.boxed().shared(), calls }
+    }
+
+    /// Waits until the `Running` record is stored (or failed to be).
+    async fn stored(&self) -> Result<(), AgentError> {
+        self.started.clone().await.map_err(AgentError::Records)
+    }
+}
+
+#[async_trait::async_trait]
+impl WorkerCalls for AfterStart<'_> {
+    async fn call(&self, job_uuid: Option<Uuid>, method: &str, params: Value) -> Result<Value, String> {
+        self.started.clone().await?;
+        self.calls.call(job_uuid, method, params).await
     }
 }
 

@@ -93,18 +93,27 @@ pub async fn get(State(state): State<AppState>, PathUuid(run_uuid): PathUuid) ->
     )
 )]
 pub async fn delete(State(state): State<AppState>, PathUuid(run_uuid): PathUuid) -> Result<Json<OkBody>, ApiError> {
-    if let Some(status) = state.store().get_run(run_uuid).await?.and_then(|run| run.run_status)
+    let run = state.store().get_run(run_uuid).await?;
+    if let Some(status) = run.as_ref().and_then(|run| run.run_status)
         && !status.is_final()
     {
         return Err(ApiError::conflict(format!(
             "run {run_uuid} is {status}; cancel it first (POST /bot/runs/{run_uuid}/cancel), then delete it"
         )));
     }
-    if state.records.delete_run(run_uuid).await? {
-        Ok(Json(OkBody::YES))
-    } else {
-        Err(ApiError::not_found(format!("run {run_uuid} not found")))
+    if !state.records.delete_run(run_uuid).await? {
+        return Err(ApiError::not_found(format!("run {run_uuid} not found")));
     }
+    // An ended run's config keys only expire; deleting the run deletes them now, when this
+    // process holds the orchestrator's config store.
+    let agents = run.and_then(|run| run.number_of_agents).and_then(|n| usize::try_from(n).ok()).unwrap_or(0);
+    if let Some(orchestrator) = &state.orchestrator
+        && agents > 0
+        && let Err(error) = orchestrator.config_store.delete_run(run_uuid, agents).await
+    {
+        tracing::warn!(%run_uuid, %error, "run deleted, but not its config keys (they expire)");
+    }
+    Ok(Json(OkBody::YES))
 }
 
 /// A run with its jobs counted by status and a summary per agent (jobs taken, current job, last

@@ -113,6 +113,14 @@ async fn a_valid_project_runs_to_completion_and_leaves_no_queue() {
     ] {
         assert!(metrics.contains(series), "{series} missing from /metrics");
     }
+
+    // Deleting the ended run deletes its config keys at once (they would only have expired).
+    assert!(orchestrator.config_store.get_agent_message(run_id, 0).await.expect("store").is_some());
+    assert_eq!(app.delete(&format!("/api/runs/{run_id}")).await.0, StatusCode::OK);
+    for index in 0..3 {
+        assert_eq!(orchestrator.config_store.get_agent_message(run_id, index).await.expect("store"), None);
+    }
+    assert_eq!(orchestrator.config_store.get_bundle(run_id).await.expect("store"), None);
 }
 
 fn project_archive(top: &str) -> Vec<u8> {

@@ -20,8 +20,12 @@ pub fn init_logging(format: LogFormat) {
 /// [`init_logging`] with another default level when `RUST_LOG` is not set (`armada workbench`
 /// prints its own lines and wants only warnings from the logs).
 pub fn init_logging_at(format: LogFormat, default_level: &str) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{default_level},sqlx=warn,lapin=warn,fred=warn,kube=warn")));
+    // lapin logs every channel the broker closes as an error, the normal end of a run included
+    // (its queue is deleted under the agents' consumers); the broker code reports the closes that
+    // matter itself, with what they mean.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!("{default_level},sqlx=warn,lapin=warn,lapin::channel=off,fred=warn,kube=warn"))
+    });
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

@@ -158,6 +158,12 @@ pub async fn serve(
         })
     });
     let service = service(state);
+    // Agents' records and the live stream are small messages answered at once: no Nagle delay.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY on a connection");
+        }
+    });
     let served = axum::serve(listener, axum::ServiceExt::<Request>::into_make_service(service))
         .with_graceful_shutdown(signal)
         .await

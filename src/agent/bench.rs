@@ -40,6 +40,11 @@ for line in s.makefile("rb"):
 
 /// How long one configuration may take before the bench gives up.
 const RUN_LIMIT: Duration = Duration::from_secs(900);
+/// How often the run's view is read while it runs: as often as `armada launch` follows a run.
+/// Each read costs the server the run's counts, its agents' summary and the queue's depth, so
+/// reading faster would measure the watcher more than the jobs (the figures come from the
+/// stored outcome times, not from this loop).
+const POLL: Duration = Duration::from_millis(250);
 
 /// One configuration's figures.
 #[derive(Debug, Clone, PartialEq)]
@@ -254,7 +259,7 @@ async fn measure(server: &BenchServer, jobs: usize, agents: usize) -> Result<E2e
         if started.elapsed() > RUN_LIMIT {
             return Err(format!("run {run_id} did not end within {RUN_LIMIT:?}: {:?}", view.counts));
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(POLL).await;
     };
     let wall_seconds = started.elapsed().as_secs_f64();
     if view.status.map(|s| s.as_str()) != Some("completed") || view.finished_jobs != jobs as u64 {

@@ -117,7 +117,7 @@ pub async fn run(args: AgentArgs, log_format: Option<LogFormat>) -> anyhow::Resu
     let config_store = config_store::open(&setup.config_store)
         .await
         .with_context(|| format!("failed to connect to the config store ({:?})", redacted(&setup.config_store)))?;
-    let broker = broker::open(&settings.broker).await.context("failed to open the job queue")?;
+    let broker = broker::open_for_agent(&settings.broker).await.context("failed to open the job queue")?;
     let backend: Arc<dyn BackendClient> = Arc::new(
         HttpBackend::new(&setup.backend_url, settings.token.clone()).context("failed to set up the backend client")?,
     );

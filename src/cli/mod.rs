@@ -78,7 +78,14 @@ pub struct ConfigError(pub String);
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // An agent is one job at a time waiting on its worker, the broker and the backend: one
+    // thread does it (fleets run several agents per core; each extra runtime thread is memory and
+    // context switches). Everything else gets the multi-threaded runtime.
+    let mut builder = match cli.command {
+        Command::Agent(_) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("armada: error: cannot start the async runtime: {e}");

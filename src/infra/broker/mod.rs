@@ -177,3 +177,12 @@ pub async fn open(settings: &BrokerSettings) -> Result<Arc<dyn Broker>, BrokerEr
         BrokerSettings::Amqp { url } => Ok(Arc::new(amqp::AmqpBroker::new(url.expose()))),
     }
 }
+
+/// Opens the broker the settings name for an agent process, which only consumes: on RabbitMQ
+/// with small frame buffers (`amqp::AGENT_FRAME_MAX`).
+pub async fn open_for_agent(settings: &BrokerSettings) -> Result<Arc<dyn Broker>, BrokerError> {
+    match settings {
+        BrokerSettings::Amqp { url } => Ok(Arc::new(amqp::AmqpBroker::for_agent(url.expose()))),
+        BrokerSettings::InProcess => open(settings).await,
+    }
+}

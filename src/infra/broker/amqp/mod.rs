@@ -21,11 +21,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::FutureExt;
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions, QueuePurgeOptions,
 };
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable};
+use lapin::uri::AMQPUri;
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 
 use super::{Broker, BrokerError, Consumer, QueueOptions, QueueStats, validate_queue_name};
@@ -52,6 +54,23 @@ struct Connector {
     address: String,
     timeout: Duration,
     connection: tokio::sync::Mutex<Option<Arc<Connection>>>,
+    /// Asked of the server unless the URL names one; `None`: the server's.
+    frame_max: Option<u32>,
+}
+
+/// The largest AMQP frame an agent's connection asks for, unless the URL names one
+/// (`?frame_max=`). The client keeps 32 frames of buffer each way, zero-filled, so the server's
+/// default frame (128 KiB) makes a connection 8 MiB resident: most of an agent process's own
+/// memory. An agent receives one job message of a few hundred bytes at a time; larger messages
+/// are split over several frames, so this bounds no message. Publishers (the orchestrator) keep
+/// the server's frame size: with the small one, enqueueing measured about 8 % slower.
+pub const AGENT_FRAME_MAX: u32 = 16 * 1024;
+
+fn with_frame_max(mut uri: AMQPUri, frame_max: Option<u32>) -> AMQPUri {
+    if let Some(frame_max) = frame_max {
+        uri.query.frame_max.get_or_insert(frame_max);
+    }
+    uri
 }
 
 /// `amqp://user:password@host:port/vhost` → `amqp://host:port/vhost`.
@@ -86,13 +105,23 @@ impl AmqpBroker {
         Self::with_timeout(url, DEFAULT_TIMEOUT)
     }
 
+    /// A broker for an agent process: small frame buffers ([`AGENT_FRAME_MAX`]).
+    pub fn for_agent(url: &str) -> Self {
+        Self::build(url, DEFAULT_TIMEOUT, Some(AGENT_FRAME_MAX))
+    }
+
     pub fn with_timeout(url: &str, timeout: Duration) -> Self {
+        Self::build(url, timeout, None)
+    }
+
+    fn build(url: &str, timeout: Duration, frame_max: Option<u32>) -> Self {
         Self {
             connector: Arc::new(Connector {
                 url: url.to_string(),
                 address: redact_url(url),
                 timeout,
                 connection: tokio::sync::Mutex::new(None),
+                frame_max,
             }),
         }
     }
@@ -106,7 +135,13 @@ impl Connector {
         {
             return Ok(connection.clone());
         }
-        let connect = Connection::connect(&self.url, ConnectionProperties::default());
+        let connect = match self.url.parse::<AMQPUri>() {
+            Ok(uri) => {
+                Connection::connect_uri(with_frame_max(uri, self.frame_max), ConnectionProperties::default()).boxed()
+            }
+            // The client's own parse error, scrubbed, says what is wrong with the URL.
+            Err(_) => Connection::connect(&self.url, ConnectionProperties::default()).boxed(),
+        };
         let connection = match tokio::time::timeout(self.timeout, connect).await {
             Ok(Ok(connection)) => Arc::new(connection),
             Ok(Err(e)) => return Err(self.unavailable("connect", &e)),

@@ -185,3 +185,37 @@ async fn a_delivery_held_past_the_consumer_timeout_goes_to_another_consumer_and_
     broker.delete(&queue).await.unwrap();
     drop(server);
 }
+
+#[test]
+fn an_agent_asks_for_small_frames_unless_its_url_names_a_size() {
+    let uri = |url: &str| url.parse::<AMQPUri>().unwrap();
+    let asked = |url: &str, frame_max| with_frame_max(uri(url), frame_max).query.frame_max;
+    assert_eq!(asked("amqp://127.0.0.1:5672/%2f", Some(AGENT_FRAME_MAX)), Some(AGENT_FRAME_MAX));
+    assert_eq!(asked("amqp://127.0.0.1:5672/%2f?frame_max=65536", Some(AGENT_FRAME_MAX)), Some(65536));
+    assert_eq!(asked("amqp://127.0.0.1:5672/%2f", None), None, "publishers take the server's frame size");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_with_small_frames_receives_a_message_many_frames_long_whole() {
+    let Some(url) = tokio::task::spawn_blocking(testing::rabbitmq_url).await.expect("start RabbitMQ") else {
+        return;
+    };
+    let publisher = usable(&url).await;
+    let agent = AmqpBroker::for_agent(&url);
+    let queue = job_queue_name(Uuid::new_v4());
+    publisher.declare(&queue, &QueueOptions::default()).await.unwrap();
+    // Ten frames' worth, every byte distinct enough to notice a lost or reordered frame.
+    let big = Bytes::from((0..AGENT_FRAME_MAX as usize * 10).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+    publisher.publish(&queue, &[big.clone(), Bytes::from_static(b"small")]).await.unwrap();
+
+    let mut consumer = agent.consume(&queue, 1).await.unwrap();
+    let negotiated = agent.connector.connection().await.unwrap().configuration().frame_max();
+    assert_eq!(negotiated, AGENT_FRAME_MAX, "the agent's connection uses its small frames");
+    let first = consumer.next().await.unwrap().unwrap();
+    assert_eq!(first.body, big, "the large message arrives whole");
+    first.ack().await.unwrap();
+    let second = consumer.next().await.unwrap().unwrap();
+    assert_eq!(&second.body[..], b"small");
+    second.ack().await.unwrap();
+    publisher.delete(&queue).await.unwrap();
+}

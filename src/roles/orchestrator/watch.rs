@@ -6,7 +6,9 @@
 //! reaches the number of jobs one `run_summary` confirms the end: a run is marked complete a
 //! moment after its last outcome is stored. A gap in the stream (a lagging or reconnected
 //! listener) and a slow timer re-read the counts as a safety net. Every `agent_poll` it asks
-//! the launcher how the agents are: when all have ended with jobs left, the run has failed.
+//! the launcher how the agents are: an agent that ended without finishing (killed, crashed)
+//! has its heartbeat cleared at once ([`release_ended_agents`]), and when all have ended with
+//! jobs left, the run has failed.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -19,9 +21,11 @@ use uuid::Uuid;
 use super::Orchestrator;
 use super::finish::Outcome;
 use super::registry::ActiveRun;
+use crate::agent::heartbeat::HeartbeatTiming;
 use crate::clients::{LiveItem, LiveStream};
 use crate::infra::broker::job_queue_name;
-use crate::infra::launcher::AgentStatus;
+use crate::infra::config_store::{AgentHeartbeat, ConfigStore};
+use crate::infra::launcher::{AgentPhase, AgentStatus};
 use crate::model::{agent_name, status};
 use crate::observability::names;
 use crate::records::hub::kind;
@@ -34,7 +38,12 @@ const MAX_REASONS: usize = 5;
 /// Follows the run until it ends, then finishes it. Returns early when the run is cancelled or
 /// the server stops (`stop_watching`).
 pub(crate) async fn watch(orchestrator: Arc<Orchestrator>, run: Arc<ActiveRun>, live: LiveStream) {
-    let mut watcher = Watcher { tally: Tally::new(run.run_id, run.number_of_jobs as u64), orchestrator, run };
+    let mut watcher = Watcher {
+        tally: Tally::new(run.run_id, run.number_of_jobs as u64),
+        released: HashSet::new(),
+        orchestrator,
+        run,
+    };
     if let Some(outcome) = watcher.follow(live).await {
         watcher.orchestrator.finish_run(&watcher.run, outcome).await;
     }
@@ -44,6 +53,8 @@ struct Watcher {
     orchestrator: Arc<Orchestrator>,
     run: Arc<ActiveRun>,
     tally: Tally,
+    /// Agents whose heartbeat was cleared after they ended.
+    released: HashSet<usize>,
 }
 
 impl Watcher {
@@ -137,6 +148,7 @@ impl Watcher {
             self.run.record_queue(stats.ready, stats.consumers);
         }
         let agents = self.orchestrator.launcher.agents(run_id).await.ok()?;
+        release_ended_agents(self.orchestrator.config_store.as_ref(), run_id, &agents, &mut self.released).await;
         if agents.is_empty() || !agents.iter().all(|agent| agent.phase.is_final()) {
             return None;
         }
@@ -159,6 +171,35 @@ impl Watcher {
                 tracing::warn!(%run_id, error = %e, "every agent ended but the run's counts cannot be read; retrying");
                 None
             }
+        }
+    }
+}
+
+/// Clears the heartbeat of every agent that ended without finishing (killed, crashed, evicted,
+/// forced to stop) and is not in `released` yet, adding it there. Such an agent runs nothing
+/// any more (its worker went with it), but its last beat would still name its job until the
+/// beat lapsed: an agent holding that job, redelivered, waits for the beat to end (the
+/// redelivery rule in `agent::jobs`). Cleared, the job runs again at the holder's next look. A
+/// store that cannot be written is tried again at the next poll; the beat lapses meanwhile.
+pub(crate) async fn release_ended_agents(
+    store: &dyn ConfigStore,
+    run_id: Uuid,
+    agents: &[AgentStatus],
+    released: &mut HashSet<usize>,
+) {
+    let ended = agents.iter().filter(|a| matches!(a.phase, AgentPhase::Failed | AgentPhase::Stopped));
+    for agent in ended {
+        if released.contains(&agent.pod_index) {
+            continue;
+        }
+        let name = agent_name(agent.pod_index);
+        let idle = AgentHeartbeat { job: None };
+        match store.put_heartbeat(run_id, &name, &idle, HeartbeatTiming::default().ttl).await {
+            Ok(()) => {
+                tracing::debug!(%run_id, agent = %name, "the ended agent's heartbeat is cleared");
+                released.insert(agent.pod_index);
+            }
+            Err(error) => tracing::warn!(%run_id, agent = %name, %error, "cannot clear the ended agent's heartbeat"),
         }
     }
 }
@@ -249,7 +290,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::infra::launcher::AgentPhase;
+    use crate::infra::config_store::memory::MemoryConfigStore;
 
     fn job(run: Uuid, job: Uuid, status: &str) -> Value {
         json!({"run_uuid": run, "job_uuid": job, "job_status": status})
@@ -298,5 +339,37 @@ mod tests {
             agent_reasons(&agents),
             "agent-0, agent-2: cannot start the browser; agent-1: killed; agent-3: ended succeeded"
         );
+    }
+
+    #[tokio::test]
+    async fn an_agent_that_ended_without_finishing_has_its_heartbeat_cleared_once() {
+        let store = MemoryConfigStore::new();
+        let run = Uuid::new_v4();
+        let long = std::time::Duration::from_secs(600);
+        for i in 0..4 {
+            let beat = AgentHeartbeat { job: Some(Uuid::new_v4()) };
+            store.put_heartbeat(run, &agent_name(i), &beat, long).await.unwrap();
+        }
+        let with = |pod_index, phase| AgentStatus { phase, ..AgentStatus::pending(pod_index) };
+        let agents = [
+            with(0, AgentPhase::Running),
+            with(1, AgentPhase::Failed),
+            with(2, AgentPhase::Stopped),
+            with(3, AgentPhase::Succeeded),
+        ];
+        let mut released = HashSet::new();
+        release_ended_agents(&store, run, &agents, &mut released).await;
+        assert_eq!(released, HashSet::from([1, 2]));
+        let job_of = async |i| store.get_heartbeat(run, &agent_name(i)).await.unwrap().and_then(|beat| beat.job);
+        assert!(job_of(0).await.is_some(), "a running agent keeps its beat");
+        assert_eq!((job_of(1).await, job_of(2).await), (None, None), "the killed and the stopped one hold nothing");
+        assert!(job_of(3).await.is_some(), "an agent that ended on its own wrote its own last beat");
+
+        // Once only: a beat stored later under that name (a replacement pod of the same index)
+        // is left alone.
+        let beat = AgentHeartbeat { job: Some(Uuid::new_v4()) };
+        store.put_heartbeat(run, &agent_name(1), &beat, long).await.unwrap();
+        release_ended_agents(&store, run, &agents, &mut released).await;
+        assert_eq!(job_of(1).await, beat.job);
     }
 }

@@ -2,14 +2,16 @@
 
 use std::time::{Duration, Instant};
 
+use armada::agent::heartbeat::HeartbeatTiming;
 use armada::process::signal_name;
 
 use super::*;
 use crate::local::{agent_processes, all_gone, descendants};
 
 /// An agent SIGKILLed while it runs a job: RabbitMQ hands the job to the other agent (which
-/// holds it while the dead agent's heartbeat lasts, then runs it), the job ends `Success`
-/// once, and the run completes with the dead agent reported failed by its signal.
+/// holds it until the dead agent's heartbeat is gone: the orchestrator clears it as soon as the
+/// launcher reports the agent ended, then runs it), the job ends `Success` once, and the run
+/// completes with the dead agent reported failed by its signal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_killed_mid_job_job_is_redelivered_and_succeeds_once() {
     let Some((redis, rabbitmq)) = shared_servers() else { return };
@@ -49,6 +51,15 @@ async fn agent_killed_mid_job_job_is_redelivered_and_succeeds_once() {
     assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0, "SIGKILL {pid}");
     let killed = Instant::now();
     assert!(all_gone(&worker, Duration::from_secs(20)).await, "the killed agent's worker went with it: {worker:?}");
+
+    // Job 0 starts again well before the dead agent's last beat would have lapsed on its own
+    // (the orchestrator cleared it; the other agent looks again every second).
+    let rerun = eventually(RUN_LIMIT, async || run.marks(first.job_uuid).len() >= 2).await;
+    let rerun_after = killed.elapsed();
+    assert!(rerun, "job 0 never ran again: {:?}\n{}", run.marks(first.job_uuid), agent_logs(&local, run_id));
+    println!("job 0 started again {rerun_after:?} after {agent} was killed");
+    let lapse = HeartbeatTiming::default().ttl;
+    assert!(rerun_after < lapse, "job 0 waited {rerun_after:?} for the dead agent's beat to lapse ({lapse:?})");
 
     let view = ended(&local, &run).await;
     println!("run completed {:?} after {agent} was killed", killed.elapsed());

@@ -163,22 +163,29 @@ export class RunChart {
         y -= h;
       }
     });
-    // Cumulative success rate.
+    // Cumulative success rate: a line through its points, each point marked while they are
+    // few (a run that finished within one bucket has a single point, which a line alone hides).
     let ok = 0;
     let bad = 0;
+    const points = [];
+    bars.forEach((b, i) => {
+      ok += b.success; bad += b.failed;
+      if (ok + bad === 0 || b.success + b.failed === 0) return;
+      points.push([pad.left + i * slot + slot / 2, pad.top + plotH - (plotH * ok) / (ok + bad)]);
+    });
     ctx.strokeStyle = COLORS.rate;
     ctx.fillStyle = COLORS.rate;
     ctx.lineWidth = 2;
     ctx.beginPath();
-    let started = false;
-    bars.forEach((b, i) => {
-      ok += b.success; bad += b.failed;
-      if (ok + bad === 0 || b.success + b.failed === 0) return;
-      const x = pad.left + i * slot + slot / 2;
-      const y = pad.top + plotH - (plotH * ok) / (ok + bad);
-      if (started) ctx.lineTo(x, y); else { ctx.moveTo(x, y); started = true; }
-    });
+    points.forEach(([x, y], i) => (i ? ctx.lineTo(x, y) : ctx.moveTo(x, y)));
     ctx.stroke();
+    if (points.length <= 12) {
+      for (const [x, y] of points) {
+        ctx.beginPath();
+        ctx.arc(x, y, 3.5, 0, 2 * Math.PI);
+        ctx.fill();
+      }
+    }
     // Time axis.
     ctx.fillStyle = COLORS.axis;
     ctx.textBaseline = 'top';

@@ -150,10 +150,25 @@ export async function liveUpdates(env) {
   const focused = await page.evaluate(() => document.activeElement && document.activeElement.tagName);
   assertEqual(focused, 'BUTTON', 'Tab moves to the next button');
 
-  // Delete through the button, with its confirmation.
+  // A run whose jobs all finished in one bucket: its success rate is one point, still drawn.
   const doomed = await api.createRun();
+  const only = await api.createJob(doomed.run_uuid, { job_status: 'Queued', job_index: 0 });
+  await api.records([{ op: 'update_job', job_uuid: only.job_uuid, job_status: 'Success', job_finished: new Date().toISOString() }]);
   await page.locator(`button[data-run="${doomed.run_uuid}"]`).click();
   await page.locator('#run-id', { hasText: doomed.run_uuid }).waitFor();
+  await eventually('chart with 1 finished job', async () => (await chart.getAttribute('data-finished')) === '1');
+  const rateMark = await page.evaluate(() => {
+    const canvas = document.getElementById('run-chart');
+    const { data } = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
+    let purple = 0;
+    for (let i = 0; i < data.length; i += 4) {
+      if (data[i] > 90 && data[i] < 170 && data[i + 1] < 110 && data[i + 2] > 190) purple++;
+    }
+    return purple;
+  });
+  assert(rateMark > 10, `the chart marks a one-point success rate: ${rateMark} purple pixels`);
+
+  // Delete through the button, with its confirmation.
   await page.locator('#run-delete').click();
   await page.locator('#confirm-dialog[open]').waitFor();
   await env.screenshot('confirm-delete');

@@ -19,6 +19,7 @@ import { Server } from './lib.mjs';
 import { launchHello, badProject, distantTune } from './scenarios/launch.mjs';
 import { cancelAndDelete } from './scenarios/run-actions.mjs';
 import { runsPager } from './scenarios/runs-pager.mjs';
+import { jobsOutputsPager } from './scenarios/jobs-outputs-pager.mjs';
 import { tokenRequired } from './scenarios/token.mjs';
 import { reconnects } from './scenarios/reconnect.mjs';
 import { liveUpdates } from './scenarios/live.mjs';
@@ -43,6 +44,7 @@ const scenarios = [
   { name: 'live-updates (e)', run: liveUpdates },
   { name: 'launch-panel', run: launchPanel },
   { name: 'runs-pager', run: runsPager },
+  { name: 'jobs-outputs-pager', run: jobsOutputsPager },
   { name: 'split-layout', run: splitLayout, needs: 'orchestrator' },
 ];
 

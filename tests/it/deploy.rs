@@ -275,13 +275,13 @@ fn compose_has_the_seed_services_and_ports() {
     let ports = |name: &str| -> Vec<&str> {
         services[name]["ports"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect()
     };
-    assert_eq!(ports("armada-redis"), ["6379:6379"]);
-    assert_eq!(ports("armada-rabbitmq"), ["5672:5672", "15672:15672"]);
-    assert_eq!(ports("armada-proxy-provider"), ["5001:5001"]);
-    assert_eq!(ports("armada-fingerprint-provider"), ["5005:5005"]);
-    assert_eq!(ports("armada-backend"), ["8000:8000"]);
-    assert_eq!(ports("armada-orchestrator"), ["8080:8080"]);
-    assert_eq!(ports("armada-frontend"), ["3000:8080"]);
+    assert_eq!(ports("armada-redis"), ["127.0.0.1:6379:6379"]);
+    assert_eq!(ports("armada-rabbitmq"), ["127.0.0.1:5672:5672", "127.0.0.1:15672:15672"]);
+    assert_eq!(ports("armada-proxy-provider"), ["127.0.0.1:5001:5001"]);
+    assert_eq!(ports("armada-fingerprint-provider"), ["127.0.0.1:5005:5005"]);
+    assert_eq!(ports("armada-backend"), ["127.0.0.1:8000:8000"]);
+    assert_eq!(ports("armada-orchestrator"), ["127.0.0.1:8080:8080"]);
+    assert_eq!(ports("armada-frontend"), ["127.0.0.1:3000:8080"]);
     assert_eq!(services["armada-redis"]["image"], "redis:7-alpine");
     assert_eq!(services["armada-rabbitmq"]["image"], "rabbitmq:3-management-alpine");
 

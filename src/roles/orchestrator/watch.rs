@@ -181,7 +181,7 @@ impl Watcher {
 /// beat lapsed: an agent holding that job, redelivered, waits for the beat to end (the
 /// redelivery rule in `agent::jobs`). Cleared, the job runs again at the holder's next look. A
 /// store that cannot be written is tried again at the next poll; the beat lapses meanwhile.
-pub(crate) async fn release_ended_agents(
+async fn release_ended_agents(
     store: &dyn ConfigStore,
     run_id: Uuid,
     agents: &[AgentStatus],

@@ -5,6 +5,22 @@
 import { readFileSync } from 'node:fs';
 import { client, eventually, assert, assertEqual, uuid, assertNoHorizontalOverflow } from '../lib.mjs';
 
+/** How many of the run chart's pixels are success green, failure red and success-rate purple. */
+function chartColours(page) {
+  return page.evaluate(() => {
+    const canvas = document.getElementById('run-chart');
+    const { data } = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
+    const counts = { green: 0, red: 0, purple: 0 };
+    for (let i = 0; i < data.length; i += 4) {
+      const [r, g, b] = [data[i], data[i + 1], data[i + 2]];
+      if (g > 100 && r < 60 && b < 90) counts.green++;
+      if (r > 190 && g < 70 && b < 70) counts.red++;
+      if (r > 90 && r < 170 && g < 110 && b > 190) counts.purple++;
+    }
+    return counts;
+  });
+}
+
 export async function liveUpdates(env) {
   const { page } = env;
   const server = await env.server();
@@ -72,17 +88,7 @@ export async function liveUpdates(env) {
   await eventually('chart with 4 finished jobs', async () => (await chart.getAttribute('data-finished')) === '4');
   assert(timelineReads >= 2, 'the held timeline answer was followed by a fresh read');
   await page.unroute(isTimeline);
-  const colored = await page.evaluate(() => {
-    const canvas = document.getElementById('run-chart');
-    const { data } = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
-    let green = 0;
-    let red = 0;
-    for (let i = 0; i < data.length; i += 4) {
-      if (data[i + 1] > 100 && data[i] < 60 && data[i + 2] < 90) green++;
-      if (data[i] > 190 && data[i + 1] < 70 && data[i + 2] < 70) red++;
-    }
-    return { green, red };
-  });
+  const colored = await chartColours(page);
   assert(colored.green > 50 && colored.red > 10, `the chart draws success and failure bars: ${JSON.stringify(colored)}`);
 
   // Agents from the jobs.
@@ -157,15 +163,7 @@ export async function liveUpdates(env) {
   await page.locator(`button[data-run="${doomed.run_uuid}"]`).click();
   await page.locator('#run-id', { hasText: doomed.run_uuid }).waitFor();
   await eventually('chart with 1 finished job', async () => (await chart.getAttribute('data-finished')) === '1');
-  const rateMark = await page.evaluate(() => {
-    const canvas = document.getElementById('run-chart');
-    const { data } = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
-    let purple = 0;
-    for (let i = 0; i < data.length; i += 4) {
-      if (data[i] > 90 && data[i] < 170 && data[i + 1] < 110 && data[i + 2] > 190) purple++;
-    }
-    return purple;
-  });
+  const rateMark = (await chartColours(page)).purple;
   assert(rateMark > 10, `the chart marks a one-point success rate: ${rateMark} purple pixels`);
 
   // Delete through the button, with its confirmation.
